@@ -1,0 +1,1 @@
+//! A wire-faithful Azure Key Vault + Entra ID stand-in for integration tests.
