@@ -1,0 +1,134 @@
+//! Scopes: which SealedSecret name and namespace a value may be opened for, bound through the OAEP label.
+//!
+//! | scope          | label                 | annotation on the SealedSecret's own metadata        |
+//! |----------------|-----------------------|------------------------------------------------------|
+//! | strict         | `<namespace>/<name>`  | none                                                 |
+//! | namespace-wide | `<namespace>`         | `sealedsecrets.bitnami.com/namespace-wide: "true"`   |
+//! | cluster-wide   | empty                 | `sealedsecrets.bitnami.com/cluster-wide: "true"`     |
+//!
+//! Annotation values count only when exactly `"true"`; when both are set, cluster-wide wins. The scope of
+//! a SealedSecret is read from its top-level metadata only, never from `spec.template` (CVE-2026-22728).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Annotation that marks a SealedSecret as namespace-wide.
+pub const NAMESPACE_WIDE_ANNOTATION: &str = "sealedsecrets.bitnami.com/namespace-wide";
+/// Annotation that marks a SealedSecret as cluster-wide.
+pub const CLUSTER_WIDE_ANNOTATION: &str = "sealedsecrets.bitnami.com/cluster-wide";
+
+/// The scope of a sealed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scope {
+    /// Bound to one name in one namespace (the default).
+    #[default]
+    Strict,
+    /// Bound to a namespace; any name.
+    NamespaceWide,
+    /// Any name in any namespace.
+    ClusterWide,
+}
+
+impl Scope {
+    /// All scopes, in the order kubeseal lists them.
+    pub const ALL: [Scope; 3] = [Scope::Strict, Scope::NamespaceWide, Scope::ClusterWide];
+
+    /// The OAEP label for a value of this scope sealed for `namespace`/`name`.
+    pub fn encryption_label(self, namespace: &str, name: &str) -> Vec<u8> {
+        match self {
+            Scope::Strict => format!("{namespace}/{name}").into_bytes(),
+            Scope::NamespaceWide => namespace.as_bytes().to_vec(),
+            Scope::ClusterWide => Vec::new(),
+        }
+    }
+
+    /// The scope a SealedSecret declares through its top-level `metadata.annotations`.
+    /// `annotation` looks one annotation up by key.
+    pub fn from_annotations<'a>(annotation: impl Fn(&str) -> Option<&'a str>) -> Scope {
+        if annotation(CLUSTER_WIDE_ANNOTATION) == Some("true") {
+            Scope::ClusterWide
+        } else if annotation(NAMESPACE_WIDE_ANNOTATION) == Some("true") {
+            Scope::NamespaceWide
+        } else {
+            Scope::Strict
+        }
+    }
+
+    /// The one annotation (key, value) that declares this scope, if any.
+    pub fn annotation(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Scope::Strict => None,
+            Scope::NamespaceWide => Some((NAMESPACE_WIDE_ANNOTATION, "true")),
+            Scope::ClusterWide => Some((CLUSTER_WIDE_ANNOTATION, "true")),
+        }
+    }
+
+    /// The name kubeseal uses for this scope on its command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Strict => "strict",
+            Scope::NamespaceWide => "namespace-wide",
+            Scope::ClusterWide => "cluster-wide",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope name that is not `strict`, `namespace-wide` or `cluster-wide`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?}: use strict, namespace-wide or cluster-wide")]
+pub struct ScopeParseError(pub String);
+
+impl FromStr for Scope {
+    type Err = ScopeParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| ScopeParseError(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn scope_of(pairs: &[(&str, &str)]) -> Scope {
+        let map: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Scope::from_annotations(|k| map.get(k).map(String::as_str))
+    }
+
+    #[test]
+    fn labels_follow_the_spec() {
+        assert_eq!(Scope::Strict.encryption_label("ns", "n"), b"ns/n");
+        assert_eq!(Scope::NamespaceWide.encryption_label("ns", "n"), b"ns");
+        assert!(Scope::ClusterWide.encryption_label("ns", "n").is_empty());
+    }
+
+    #[test]
+    fn annotations_need_exactly_true_and_cluster_wide_wins() {
+        assert_eq!(scope_of(&[]), Scope::Strict);
+        assert_eq!(scope_of(&[(NAMESPACE_WIDE_ANNOTATION, "true")]), Scope::NamespaceWide);
+        assert_eq!(scope_of(&[(NAMESPACE_WIDE_ANNOTATION, "True")]), Scope::Strict);
+        assert_eq!(scope_of(&[(CLUSTER_WIDE_ANNOTATION, "yes")]), Scope::Strict);
+        assert_eq!(
+            scope_of(&[(NAMESPACE_WIDE_ANNOTATION, "true"), (CLUSTER_WIDE_ANNOTATION, "true")]),
+            Scope::ClusterWide
+        );
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_is_refused() {
+        for scope in Scope::ALL {
+            assert_eq!(scope.as_str().parse::<Scope>().unwrap(), scope);
+            let from_annotation = scope_of(&scope.annotation().into_iter().collect::<Vec<_>>());
+            assert_eq!(from_annotation, scope);
+        }
+        assert!("global".parse::<Scope>().unwrap_err().to_string().contains("namespace-wide"));
+    }
+}
