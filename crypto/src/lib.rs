@@ -45,8 +45,10 @@
 
 mod cert;
 mod error;
+pub mod jwk;
 mod keys;
 mod pem;
+pub mod pkcs12;
 mod scope;
 mod value;
 #[cfg(test)]

@@ -1,0 +1,6 @@
+//! The arcseal controller crate: the Secrets Store CSI Driver provider for Azure Key Vault ([`csi`]), and (later) the
+//! in-cluster unseal controller.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod csi;
