@@ -1,1 +1,0 @@
-//! A wire-faithful Azure Key Vault + Entra ID stand-in for integration tests.
