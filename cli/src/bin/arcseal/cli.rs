@@ -1,0 +1,160 @@
+//! Command-line surface. Flags are kubeseal's where the meaning is the same.
+
+use std::path::PathBuf;
+
+use arcseal::output::Format;
+use arcseal_crypto::Scope;
+use clap::{Args, Parser, Subcommand};
+
+/// Keep Kubernetes Secrets in Git as Bitnami-compatible SealedSecrets.
+#[derive(Debug, Parser)]
+#[command(name = "arcseal", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Seal Secrets (YAML or JSON, several documents) into SealedSecrets for a cluster's certificate.
+    Seal(SealArgs),
+    /// Recover Secrets from SealedSecrets offline, with the controller's private keys.
+    Unseal(UnsealArgs),
+    /// Check SealedSecret manifests offline: structure, values, scope, certificate, keys.
+    Validate(ValidateArgs),
+    /// Generate a sealing key pair and the controller's self-signed certificate.
+    Keygen(KeygenArgs),
+    /// Show a sealing certificate: fingerprint, subject, validity.
+    Cert(CertArgs),
+    /// Print shell completions.
+    Completion {
+        /// Shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Seal and unseal an example Secret with a throwaway key: no cluster, no files.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct CertSource {
+    /// Sealing certificate: a PEM file or an https URL (e.g. the controller's /v1/cert.pem).
+    #[arg(long, env = "SEALED_SECRETS_CERT", value_name = "FILE|URL")]
+    pub cert: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Secret manifest(s) to seal; `-` or absent reads stdin.
+    #[arg(short = 'f', long = "secret-file", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Write here (atomically) instead of stdout; a .json/.yaml name implies the format.
+    #[arg(short = 'w', long = "sealed-secret-file", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "format", value_enum)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub cert: CertSource,
+    /// Scope; default: the input Secret's scope annotations, else strict.
+    #[arg(long, value_parser = parse_scope)]
+    pub scope: Option<Scope>,
+    /// Namespace for Secrets that name none (an input naming another one is an error).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Seal Secrets that have no data.
+    #[arg(long)]
+    pub allow_empty_data: bool,
+    /// Seal one raw value (from --from-file or stdin) and print it bare, for encryptedData.
+    #[arg(long, requires = "cert")]
+    pub raw: bool,
+    /// With --raw: the Secret name the value is bound to (strict scope).
+    #[arg(long, requires = "raw")]
+    pub name: Option<String>,
+    /// With --raw: the file holding the value.
+    #[arg(long, requires = "raw", value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Add or replace the input's items in this existing SealedSecret file (others stay byte-identical).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "output"])]
+    pub merge_into: Option<PathBuf>,
+    /// kubeseal compatibility: `--recovery-unseal` turns this into `arcseal unseal`.
+    #[arg(long, hide = true, requires = "recovery_private_key")]
+    pub recovery_unseal: bool,
+    /// kubeseal compatibility: private keys for `--recovery-unseal`.
+    #[arg(long, hide = true, value_delimiter = ',', value_name = "FILE")]
+    pub recovery_private_key: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsealArgs {
+    /// SealedSecret manifest(s); `-` or absent reads stdin.
+    #[arg(short = 'f', long = "sealed-secret-file", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the Secrets here (atomically, mode 0600) instead of stdout.
+    #[arg(short = 'w', long = "secret-file", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "format", value_enum)]
+    pub format: Option<Format>,
+    /// Private key: PEM (PKCS#1 or PKCS#8) or a key Secret backup (Secret or v1 List). Repeatable.
+    #[arg(
+        long = "private-key",
+        visible_alias = "recovery-private-key",
+        value_delimiter = ',',
+        required = true,
+        value_name = "FILE"
+    )]
+    pub private_keys: Vec<PathBuf>,
+    /// kubeseal compatibility; no effect.
+    #[arg(long, hide = true)]
+    pub recovery_unseal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// SealedSecret manifests; none reads stdin. Other kinds of documents are skipped.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cert: CertSource,
+    /// Private keys (PEM or key Secret backups): also check that every item opens.
+    #[arg(long = "private-key", value_delimiter = ',', value_name = "FILE")]
+    pub private_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PKCS#1 PEM, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub key_out: PathBuf,
+    /// Where to write the self-signed certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub cert_out: PathBuf,
+    /// RSA key size: 2048, 3072, 4096 or 8192.
+    #[arg(long, default_value_t = arcseal_crypto::DEFAULT_KEY_BITS)]
+    pub bits: usize,
+    /// Certificate validity in days (sealed-secrets: 87600h = 3650 days).
+    #[arg(long, default_value_t = 3650)]
+    pub days: u64,
+    /// Certificate common name (sealed-secrets' --my-cn; default empty).
+    #[arg(long, default_value = "")]
+    pub cn: String,
+    /// Also write the key as the controller's key Secret manifest (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub secret_out: Option<PathBuf>,
+    /// Namespace of that key Secret (the controller's).
+    #[arg(long, default_value = "kube-system")]
+    pub secret_namespace: String,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    #[command(flatten)]
+    pub cert: CertSource,
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse().map_err(|e: arcseal_crypto::ScopeParseError| e.to_string())
+}

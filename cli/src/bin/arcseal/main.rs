@@ -1,0 +1,308 @@
+//! `arcseal`: seal, unseal, validate, keygen, cert, completion, demo.
+//!
+//! Every failure prints one `error:` line naming the input and the fix, exits 1, and writes nothing
+//! (outputs are written atomically, once everything has succeeded). Usage errors exit 2.
+
+mod cli;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use arcseal::input::{self, Source};
+use arcseal::keys;
+use arcseal::manifest::SealedSecret;
+use arcseal::output::{self, Format};
+use arcseal::seal::{self, SealOptions};
+use arcseal::validate::{self, Checks, Severity};
+use arcseal::{Error, Location};
+use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey, Scope};
+use clap::{CommandFactory, Parser};
+use zeroize::Zeroizing;
+
+use crate::cli::{CertArgs, Cli, Command, KeygenArgs, SealArgs, UnsealArgs, ValidateArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Seal(args) if args.recovery_unseal => unseal(UnsealArgs {
+            input: args.secret_file,
+            output: args.output,
+            format: args.format,
+            private_keys: args.recovery_private_key,
+            recovery_unseal: true,
+        }),
+        Command::Seal(args) => seal(args),
+        Command::Unseal(args) => unseal(args),
+        Command::Validate(args) => validate(args),
+        Command::Keygen(args) => keygen(args),
+        Command::Cert(args) => cert(args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "arcseal", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => demo(),
+    }
+}
+
+fn sealing_certificate(spec: Option<&str>) -> anyhow::Result<Certificate> {
+    let Some(spec) = spec else {
+        bail!(
+            "no sealing certificate: pass --cert FILE|https-URL or set SEALED_SECRETS_CERT \
+             (get it with `kubeseal --fetch-cert` or from the controller's /v1/cert.pem)"
+        );
+    };
+    let cert = keys::certificate(spec)?;
+    if cert.is_expired_at(SystemTime::now()) {
+        return Err(Error::ExpiredCertificate {
+            at: Box::new(Location::source(spec)),
+            not_after: rfc3339(cert.not_after()),
+        }
+        .into());
+    }
+    Ok(cert)
+}
+
+fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
+    let cert = sealing_certificate(args.cert.cert.as_deref())?;
+    if args.raw {
+        let source = Source::read(args.from_file.as_deref())?;
+        let value = seal::seal_raw(
+            &cert,
+            args.scope.unwrap_or_default(),
+            args.namespace.as_deref(),
+            args.name.as_deref(),
+            &source.bytes,
+        )?;
+        // Bare, without a newline, as kubeseal --raw prints it.
+        output::emit(None, &value)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = SealOptions {
+        scope: args.scope,
+        namespace: args.namespace.clone(),
+        fallback_namespace: args.namespace.clone().unwrap_or_else(arcseal::kubeconfig::current_namespace),
+        allow_empty_data: args.allow_empty_data,
+    };
+    let source = Source::read(args.secret_file.as_deref())?;
+    let docs = input::documents(&source)?;
+    if docs.is_empty() {
+        bail!("{}: no Secret to seal (the input is empty)", source.name);
+    }
+
+    if let Some(target) = &args.merge_into {
+        return merge_into(target, &docs, &cert, &options, args.format);
+    }
+    let sealed = seal::seal_documents(&docs, &cert, &options)?;
+    let format = Format::choose(args.format, args.output.as_deref());
+    output::emit(args.output.as_deref(), &output::render(&sealed, format)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge_into(
+    target: &Path,
+    docs: &[input::Document],
+    cert: &Certificate,
+    options: &SealOptions,
+    format: Option<Format>,
+) -> anyhow::Result<ExitCode> {
+    let source = Source::read(Some(target))?;
+    let existing_docs = input::documents(&source)?;
+    let [existing_doc] = existing_docs.as_slice() else {
+        bail!("{}: --merge-into needs a file holding exactly one SealedSecret", source.name);
+    };
+    let mut existing = SealedSecret::from_value(&existing_doc.value.0, &existing_doc.at)?;
+    for doc in docs {
+        seal::merge_into(&mut existing, &existing_doc.at, doc, cert, options)?;
+    }
+    let format = Format::choose(format, Some(target));
+    output::write_atomic(target, output::render(&[existing], format)?.as_bytes(), None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
+    let mut ring = KeyRing::default();
+    for path in paths {
+        keys::private_keys_from_file(path)?.into_iter().for_each(|k| ring.insert(k));
+    }
+    Ok(ring)
+}
+
+fn unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
+    let ring = key_ring(&args.private_keys)?;
+    let source = Source::read(args.input.as_deref())?;
+    let docs = input::documents(&source)?;
+    if docs.is_empty() {
+        bail!("{}: no SealedSecret to unseal (the input is empty)", source.name);
+    }
+    let secrets = docs
+        .iter()
+        .map(|doc| {
+            let sealed = SealedSecret::from_value(&doc.value.0, &doc.at)?;
+            arcseal::unseal::unseal(&sealed, &ring, &doc.at)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let format = Format::choose(args.format, args.output.as_deref());
+    let text = output::render(&secrets, format)?;
+    match &args.output {
+        // Plaintext on disk: readable by the owner only.
+        Some(path) => output::write_atomic(path, text.as_bytes(), Some(0o600))?,
+        None => output::emit(None, &text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let now = SystemTime::now();
+    let cert = args.cert.cert.as_deref().map(keys::certificate).transpose()?;
+    let ring = if args.private_keys.is_empty() { None } else { Some(key_ring(&args.private_keys)?) };
+    let mut problems = Vec::new();
+    if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
+        problems.extend(validate::check_certificate(c, &Location::source(spec), now));
+    }
+    let sources: Vec<Option<&Path>> = if args.files.is_empty() {
+        vec![None]
+    } else {
+        args.files.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), now: Some(now) };
+    let mut checked = 0;
+    for path in sources {
+        let source = Source::read(path)?;
+        match input::documents(&source) {
+            Ok(docs) => {
+                for doc in &docs {
+                    checked +=
+                        usize::from(doc.value.0.get("kind").and_then(|k| k.as_str()) == Some("SealedSecret"));
+                    problems.extend(validate::check_document(doc, &checks));
+                }
+            }
+            Err(e) => problems.push(validate::Problem::from_error(&source.location(), &e)),
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    eprintln!("{checked} SealedSecret(s) checked: {errors} error(s), {} warning(s)", problems.len() - errors);
+    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+    let outputs = [Some(&args.key_out), Some(&args.cert_out), args.secret_out.as_ref()];
+    if !args.force
+        && let Some(existing) = outputs.into_iter().flatten().find(|p| p.exists())
+    {
+        bail!(
+            "{}: already exists; keygen never overwrites a key (pass --force to replace it)",
+            existing.display()
+        );
+    }
+    let key = PrivateKey::generate(args.bits).context("keygen")?;
+    let params = CertificateParams {
+        common_name: args.cn.clone(),
+        not_before: SystemTime::now(),
+        validity: Duration::from_secs(args.days.saturating_mul(86_400)),
+    };
+    let cert = Certificate::self_signed(&key, &params).context("keygen")?;
+    let key_pem = key.to_pkcs1_pem().context("keygen")?;
+    output::write_atomic(&args.key_out, key_pem.as_bytes(), Some(0o600))?;
+    output::write_atomic(&args.cert_out, cert.to_pem().as_bytes(), Some(0o644))?;
+    if let Some(path) = &args.secret_out {
+        let secret = keys::key_secret(&key, &cert, &args.secret_namespace)?;
+        output::write_atomic(
+            path,
+            output::render(&[secret], Format::choose(None, Some(path)))?.as_bytes(),
+            Some(0o600),
+        )?;
+    }
+    eprintln!(
+        "generated RSA-{} key {} (certificate valid until {})",
+        args.bits,
+        key.fingerprint(),
+        rfc3339(cert.not_after())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cert(args: CertArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.cert.cert.context("pass --cert FILE|https-URL or set SEALED_SECRETS_CERT")?;
+    let cert = keys::certificate(&spec)?;
+    let expired = cert.is_expired_at(SystemTime::now());
+    println!("fingerprint: sha256:{}", cert.fingerprint());
+    println!("subject:     {}", if cert.subject().is_empty() { "(empty)" } else { cert.subject() });
+    println!("serial:      {}", cert.serial());
+    println!("key:         RSA-{}", cert.public_key().bits());
+    println!("not before:  {}", rfc3339(cert.not_before()));
+    println!("not after:   {}{}", rfc3339(cert.not_after()), if expired { " (EXPIRED)" } else { "" });
+    Ok(if expired { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+const DEMO_SECRET: &str = "apiVersion: v1
+kind: Secret
+metadata:
+  name: db-credentials
+  namespace: team-a
+  labels:
+    app: db
+type: Opaque
+stringData:
+  username: admin
+  password: correct horse battery staple
+";
+
+/// The whole round trip a user makes, on an embedded Secret and a throwaway key.
+fn demo() -> anyhow::Result<ExitCode> {
+    eprintln!("# generating a throwaway RSA-2048 key and certificate (the controller's would be RSA-4096)");
+    let key = PrivateKey::generate(2048)?;
+    let params = CertificateParams {
+        common_name: String::new(),
+        not_before: SystemTime::now(),
+        validity: arcseal_crypto::DEFAULT_CERT_VALIDITY,
+    };
+    let cert = Certificate::self_signed(&key, &params)?;
+    eprintln!("# sealing this Secret for certificate sha256:{}:\n{DEMO_SECRET}", cert.fingerprint());
+    let docs = input::documents(&Source::from_bytes("demo Secret", DEMO_SECRET.as_bytes().to_vec()))?;
+    let options = SealOptions { fallback_namespace: "default".into(), ..SealOptions::default() };
+    let sealed = seal::seal_documents(&docs, &cert, &options)?;
+    println!("{}", output::render(&sealed, Format::Yaml)?.as_str());
+
+    eprintln!("# unsealing it again with the private key, as `arcseal unseal --private-key` does");
+    let ring = KeyRing::new(vec![key]);
+    let secret = arcseal::unseal::unseal(&sealed[0], &ring, &Location::source("demo SealedSecret"))?;
+    let expected = arcseal::manifest::SecretInput::from_value(&docs[0].value.0, &docs[0].at)?;
+    let matches = expected.items.len() == secret.data.len()
+        && expected.items.iter().all(|(k, v)| {
+            let opened =
+                secret.data.get(k).and_then(|b| arcseal_crypto::decode_base64(b).ok()).map(Zeroizing::new);
+            opened.is_some_and(|o| o.as_slice() == v.as_slice())
+        });
+    if !matches {
+        bail!("demo: the unsealed items differ from the sealed ones");
+    }
+    let wrong = Scope::Strict.encryption_label("team-b", "db-credentials");
+    let refused = ring.open_value(&wrong, &sealed[0].spec.encrypted_data["password"], None).is_err();
+    eprintln!(
+        "# ok: {} items round-tripped; opening them as team-b/db-credentials was {}",
+        secret.data.len(),
+        if refused { "refused, as it must be" } else { "NOT refused" }
+    );
+    Ok(if refused { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "?".into())
+}

@@ -1,0 +1,22 @@
+//! The `arcseal` library: what the `arcseal` command does, as functions over manifests.
+//!
+//! - [`input`] reads Kubernetes manifests (YAML or JSON, several documents, `v1` Lists) with limits;
+//! - [`manifest`] is the `bitnami.com/v1alpha1` SealedSecret and the `v1` Secret as sealed-secrets sees them;
+//! - [`seal`], [`unseal`] and [`validate`] are the operations; [`keys`] reads private keys and the key
+//!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
+//!
+//! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod input;
+pub mod keys;
+pub mod kubeconfig;
+pub mod manifest;
+pub mod output;
+pub mod seal;
+pub mod unseal;
+pub mod validate;
+
+pub use error::{Error, Location, Result};

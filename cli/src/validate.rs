@@ -1,0 +1,219 @@
+//! `arcseal validate`: offline checks of SealedSecret manifests before a cluster sees them. Structure,
+//! base64, value sizes against the certificate, scope annotations; and, given private keys, that every
+//! item opens. Problems are listed, not thrown: one run reports them all.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use arcseal_crypto::{CLUSTER_WIDE_ANNOTATION, Certificate, KeyRing, NAMESPACE_WIDE_ANNOTATION, SealedValue};
+use serde_json::Value;
+
+use crate::error::Location;
+use crate::input::Document;
+use crate::manifest::{API_VERSION, KIND, SealedSecret};
+
+/// How bad a problem is. Errors fail `validate`; warnings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth a look; does not fail.
+    Warning,
+    /// Will not unseal as intended.
+    Error,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where.
+    pub at: Location,
+    /// How bad.
+    pub severity: Severity,
+    /// What and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    /// An error as a problem, keeping the error's own location when it has one.
+    pub fn from_error(at: &Location, error: &crate::Error) -> Problem {
+        let (at, message) = match error {
+            crate::Error::Input { at, message } => ((**at).clone(), message.clone()),
+            other => (at.clone(), other.to_string()),
+        };
+        Problem { at, severity: Severity::Error, message }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{tag}: {}: {}", self.at, self.message)
+    }
+}
+
+/// What to check against.
+#[derive(Default)]
+pub struct Checks<'a> {
+    /// The sealing certificate: value sizes must match its key, it must not be expired.
+    pub cert: Option<&'a Certificate>,
+    /// Private keys: every item must open.
+    pub keys: Option<&'a KeyRing>,
+    /// "Now", for expiry.
+    pub now: Option<SystemTime>,
+}
+
+/// Checks the certificate itself once.
+pub fn check_certificate(cert: &Certificate, at: &Location, now: SystemTime) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if cert.is_expired_at(now) {
+        out.push(Problem {
+            at: at.clone(),
+            severity: Severity::Error,
+            message: "the certificate has expired; fetch the controller's current certificate".into(),
+        });
+    }
+    out
+}
+
+/// Checks one document. Documents that are not SealedSecrets are skipped (a repo holds other kinds).
+pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
+    let value = &doc.value.0;
+    if value.get("kind").and_then(Value::as_str) != Some(KIND) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut problem =
+        |at: &Location, severity, message: String| out.push(Problem { at: at.clone(), severity, message });
+    if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
+        problem(&doc.at, Severity::Error, format!("a SealedSecret's apiVersion must be {API_VERSION}"));
+    }
+    let sealed = match SealedSecret::from_value(value, &doc.at) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Problem::from_error(&doc.at, &e));
+            return out;
+        }
+    };
+    let at = sealed.location(&doc.at);
+    if sealed.name().is_empty() {
+        problem(
+            &at,
+            Severity::Error,
+            "metadata.name is missing; values are bound to it (strict scope)".into(),
+        );
+    }
+    let scope = sealed.scope();
+    if scope != arcseal_crypto::Scope::ClusterWide && sealed.namespace().is_empty() {
+        problem(
+            &at,
+            Severity::Warning,
+            format!(
+                "metadata.namespace is missing but the {scope} scope binds the namespace; set it to the namespace it was sealed for"
+            ),
+        );
+    }
+    let annotations = sealed.metadata.annotations.clone().unwrap_or_default();
+    for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
+        if let Some(v) = annotations.get(key)
+            && v != "true"
+        {
+            problem(
+                &at,
+                Severity::Error,
+                format!(
+                    "annotation {key} is {v:?}; sealed-secrets honours exactly \"true\" and treats anything else as absent"
+                ),
+            );
+        }
+    }
+    if annotations.get(NAMESPACE_WIDE_ANNOTATION).map(String::as_str) == Some("true")
+        && annotations.get(CLUSTER_WIDE_ANNOTATION).map(String::as_str) == Some("true")
+    {
+        problem(
+            &at,
+            Severity::Warning,
+            "both scope annotations are set; cluster-wide wins, remove the other".into(),
+        );
+    }
+    let template_annotations =
+        sealed.spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
+    for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
+        if template_annotations.is_some_and(|a| a.contains_key(key)) {
+            problem(
+                &at,
+                Severity::Warning,
+                format!(
+                    "{key} in spec.template is ignored: the scope is read from the SealedSecret's own metadata"
+                ),
+            );
+        }
+    }
+    if sealed.spec.encrypted_data.is_empty() && sealed.spec.data.is_none() {
+        problem(
+            &at,
+            Severity::Warning,
+            "spec.encryptedData is empty: the Secret will have no sealed items".into(),
+        );
+    }
+    if let (Some(cert), false) = (checks.cert, sealed.sealed_with().is_empty())
+        && !sealed.sealed_with().contains(&cert.fingerprint())
+    {
+        problem(
+            &at,
+            Severity::Warning,
+            format!(
+                "sealed with another key than the given certificate ({}); `arcseal rotate` re-seals it",
+                cert.fingerprint()
+            ),
+        );
+    }
+
+    let label = sealed.encryption_label();
+    let legacy = sealed.spec.data.iter().map(|v| ("spec.data".to_owned(), v));
+    for (item, text) in sealed.spec.encrypted_data.iter().map(|(k, v)| (k.clone(), v)).chain(legacy) {
+        let item_at = at.item(&item);
+        let raw = match arcseal_crypto::decode_base64(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                problem(&item_at, Severity::Error, e.to_string());
+                continue;
+            }
+        };
+        let parts = match SealedValue::parse(&raw) {
+            Ok(parts) => parts,
+            Err(e) => {
+                problem(&item_at, Severity::Error, format!("not a sealed value: {e}"));
+                continue;
+            }
+        };
+        if let Some(cert) = checks.cert
+            && parts.rsa_ciphertext.len() != cert.public_key().modulus_len()
+        {
+            problem(
+                &item_at,
+                Severity::Error,
+                format!(
+                    "sealed with a {}-bit key but the certificate's key has {} bits; re-seal it with the certificate",
+                    parts.key_bits(),
+                    cert.public_key().bits()
+                ),
+            );
+            continue;
+        }
+        if let Some(ring) = checks.keys
+            && ring.open(&label, &raw, None).is_err()
+        {
+            problem(
+                &item_at,
+                Severity::Error,
+                format!(
+                    "no given key opens it under scope {}; it was sealed with another key or for another name, namespace or scope",
+                    crate::unseal::describe_scope(&sealed)
+                ),
+            );
+        }
+    }
+    out
+}
