@@ -600,7 +600,12 @@ pub fn order_chain(certs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
             .enumerate()
             .any(|(j, n)| j != i && n.as_ref().is_some_and(|(s, issuer)| issuer == subject && s != subject))
     };
-    let Some(leaf) = (0..certs.len()).find(|&i| names[i].is_some() && !issued_other(i)) else {
+    // A self-signed root issued nothing else in an incomplete chain either: prefer a non-self-signed leaf.
+    let self_signed = |i: usize| names[i].as_ref().is_some_and(|(s, iss)| s == iss);
+    let Some(leaf) = (0..certs.len())
+        .find(|&i| names[i].is_some() && !issued_other(i) && !self_signed(i))
+        .or_else(|| (0..certs.len()).find(|&i| names[i].is_some() && !issued_other(i)))
+    else {
         return certs;
     };
     let mut order = vec![leaf];
