@@ -260,7 +260,8 @@ fn iterations(n: u64) -> Result<NonZeroU32> {
     if n > MAX_ITERATIONS {
         return Err(Pkcs12Error::TooLarge("iteration count"));
     }
-    NonZeroU32::new(n as u32).ok_or(Pkcs12Error::Malformed("zero iterations"))
+    NonZeroU32::new(u32::try_from(n).map_err(|_| Pkcs12Error::TooLarge("iteration count"))?)
+        .ok_or(Pkcs12Error::Malformed("zero iterations"))
 }
 
 /// The PKCS#12 key derivation (RFC 7292 appendix B.2). `id`: 1 key, 2 IV, 3 MAC key.
@@ -302,7 +303,7 @@ fn pkcs12_kdf(
             let mut carry = 1u16;
             for k in (0..v).rev() {
                 let sum = u16::from(block[k]) + u16::from(b[k]) + carry;
-                block[k] = sum as u8;
+                block[k] = sum.to_le_bytes()[0];
                 carry = sum >> 8;
             }
         }
@@ -569,11 +570,11 @@ fn raw_tlv_of(t: Tlv<'_>) -> Vec<u8> {
     let mut out = vec![t.tag];
     let len = t.content.len();
     if len < 0x80 {
-        out.push(len as u8);
+        out.push(len.to_le_bytes()[0]);
     } else {
         let bytes = len.to_be_bytes();
         let skip = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
-        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.push(0x80 | u8::try_from(bytes.len() - skip).unwrap_or(0x7f));
         out.extend_from_slice(&bytes[skip..]);
     }
     out.extend_from_slice(t.content);
