@@ -85,7 +85,10 @@ async fn main() {
         "csi_mount: {MOUNTS} mounts x 5 objects, {IDENTITIES} identities, {CONCURRENCY} concurrent, over the unix socket"
     );
     println!("  Key Vault data-plane calls : {}", c.keyvault);
-    println!("  Key Vault 401 challenges   : {} (first concurrent requests of each new vault client)", c.challenges);
+    println!(
+        "  Key Vault 401 challenges   : {} (first concurrent requests of each new vault client)",
+        c.challenges
+    );
     println!("  Entra ID token requests    : {}", c.tokens);
     println!(
         "  cache hit rate             : {:.2}% ({hits}/{lookups}, coalesced fetches count as hits)",
