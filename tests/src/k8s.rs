@@ -231,19 +231,9 @@ impl TestNamespace {
     pub async fn new(test: &str) -> Result<Self, Error> {
         let cluster = TestCluster::shared()?;
         let client = cluster.client().await?;
-        let mut prefix: String = test
-            .chars()
-            .map(|c| match c.to_ascii_lowercase() {
-                c @ ('a'..='z' | '0'..='9') => c,
-                _ => '-',
-            })
-            .take(40)
-            .collect();
-        prefix = prefix.trim_matches('-').to_owned();
-        prefix.push('-');
         let namespace = Namespace {
             metadata: ObjectMeta {
-                generate_name: Some(format!("t-{prefix}")),
+                generate_name: Some(generate_name(test)),
                 labels: Some([(NAMESPACE_LABEL.to_owned(), "true".to_owned())].into()),
                 ..ObjectMeta::default()
             },
@@ -329,6 +319,21 @@ impl Drop for TestNamespace {
     }
 }
 
+/// `generateName` for a test's namespace: `t-<test as a DNS label prefix>-`; the server appends 5 characters,
+/// and the whole stays within the 63 characters of a DNS label.
+fn generate_name(test: &str) -> String {
+    let prefix: String = test
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .take(40)
+        .collect();
+    let prefix = prefix.trim_matches('-');
+    if prefix.is_empty() { "t-".to_owned() } else { format!("t-{prefix}-") }
+}
+
 /// Applies a CustomResourceDefinition (YAML) server-side and waits until it is `Established`.
 pub async fn apply_crd(client: &Client, yaml: &str) -> Result<CustomResourceDefinition, Error> {
     let crd: CustomResourceDefinition = serde_saphyr::from_str(yaml).map_err(|e| Error::Fixture {
@@ -371,5 +376,19 @@ where
             return Err(Error::Timeout { what: what.to_owned(), after: timeout });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generate_name;
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        assert_eq!(generate_name("watch_410"), "t-watch-410-");
+        assert_eq!(generate_name("Crd::Status"), "t-crd--status-");
+        assert_eq!(generate_name("__"), "t-");
+        let long = generate_name(&"x".repeat(100));
+        assert!(long.len() + 5 <= 63, "{long}");
     }
 }
