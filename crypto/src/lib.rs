@@ -58,6 +58,8 @@ pub use cert::{Certificate, CertificateParams, DEFAULT_CERT_VALIDITY};
 pub use error::{CertError, DecryptError, EncryptError, KeyError, ValueError};
 pub use keys::{DEFAULT_KEY_BITS, Fingerprint, KeyRing, Opened, PrivateKey, PublicKey, SUPPORTED_KEY_BITS};
 pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope, ScopeParseError};
+#[doc(hidden)]
+pub use value::hazmat;
 pub use value::{
     GCM_TAG_LEN, NONCE, Plaintext, SESSION_KEY_LEN, SealedValue, decode_base64, encode_base64, open, seal,
     seal_bytes,

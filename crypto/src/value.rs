@@ -122,25 +122,39 @@ pub fn seal_bytes(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec
     let prefix = u16::try_from(rsa_len).map_err(|_| EncryptError::Backend)?;
     let mut out = Vec::with_capacity(2 + rsa_len + plaintext.len() + GCM_TAG_LEN);
     out.extend_from_slice(&prefix.to_be_bytes());
-    out.resize(2 + rsa_len, 0);
+    out.extend_from_slice(&rsa_oaep_encrypt(key, label, &session_key[..])?);
+    let body_start = out.len();
+    out.extend_from_slice(plaintext);
+    // Sealed in place: from here on `out` holds ciphertext only.
+    let tag = aes_256_gcm_seal_in_place(&session_key, &mut out[body_start..])?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of `message` (the session key) under `label`.
+pub(crate) fn rsa_oaep_encrypt(key: &PublicKey, label: &[u8], message: &[u8]) -> Result<Vec<u8>, EncryptError> {
+    let mut out = vec![0u8; key.modulus_len()];
     let written = key
         .oaep()
-        .encrypt(&OAEP_SHA256_MGF1SHA256, &session_key[..], &mut out[2..], Some(label))
+        .encrypt(&OAEP_SHA256_MGF1SHA256, message, &mut out, Some(label))
         .map_err(|_| EncryptError::Backend)?
         .len();
-    if written != rsa_len {
+    if written != out.len() {
         return Err(EncryptError::Backend);
     }
-
-    let aead = aead_key(&session_key).map_err(|_| EncryptError::Backend)?;
-    let mut body = plaintext.to_vec();
-    let tag = aead
-        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(NONCE), Aad::empty(), &mut body)
-        .map_err(|_| EncryptError::Backend)?;
-    out.extend_from_slice(&body);
-    out.extend_from_slice(tag.as_ref());
-    // `body` held the plaintext only before sealing in place; it is ciphertext now.
     Ok(out)
+}
+
+/// AES-256-GCM with the format's zero nonce and no AAD: encrypts `body` in place, returns the tag.
+pub(crate) fn aes_256_gcm_seal_in_place(
+    key: &[u8; SESSION_KEY_LEN],
+    body: &mut [u8],
+) -> Result<[u8; GCM_TAG_LEN], EncryptError> {
+    let aead = aead_key(key).map_err(|_| EncryptError::Backend)?;
+    let tag = aead
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(NONCE), Aad::empty(), body)
+        .map_err(|_| EncryptError::Backend)?;
+    tag.as_ref().try_into().map_err(|_| EncryptError::Backend)
 }
 
 /// Opens a raw (base64-decoded) value with one private key. Every failure is the same [`DecryptError`].
@@ -190,6 +204,29 @@ pub(crate) fn aes_256_gcm_open(
 fn aead_key(session_key: &[u8; SESSION_KEY_LEN]) -> Result<LessSafeKey, aws_lc_rs::error::Unspecified> {
     // LessSafeKey because the nonce is fixed by the format; uniqueness comes from the one-use session key.
     Ok(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, session_key)?))
+}
+
+/// The two primitives exactly as the format uses them, for benchmarks that compare a whole operation
+/// with its raw cryptographic cost. Not a general-purpose API: the zero nonce is safe only with a fresh
+/// key per message, which [`seal`] guarantees and these functions do not.
+#[doc(hidden)]
+pub mod hazmat {
+    use super::*;
+
+    /// One RSA-OAEP-SHA256 encryption of a 32-byte session key.
+    pub fn rsa_oaep_encrypt_session_key(key: &PublicKey, label: &[u8]) -> Result<Vec<u8>, EncryptError> {
+        rsa_oaep_encrypt(key, label, &[7u8; SESSION_KEY_LEN])
+    }
+
+    /// One RSA-OAEP-SHA256 decryption.
+    pub fn rsa_oaep_decrypt_session_key(key: &PrivateKey, label: &[u8], ct: &[u8]) -> Result<usize, DecryptError> {
+        rsa_oaep_decrypt(key, label, ct).map(|k| k.len())
+    }
+
+    /// One AES-256-GCM encryption of `body` in place under a fixed benchmark key.
+    pub fn aes_256_gcm_seal(body: &mut [u8]) -> Result<[u8; GCM_TAG_LEN], EncryptError> {
+        aes_256_gcm_seal_in_place(&[9u8; SESSION_KEY_LEN], body)
+    }
 }
 
 #[cfg(test)]
