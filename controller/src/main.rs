@@ -27,8 +27,69 @@ struct Cli {
 enum Command {
     /// Serve Azure Key Vault objects to the Secrets Store CSI Driver (provider name `arcseal`).
     CsiProvider(CsiProviderArgs),
-    /// Decrypt SealedSecrets into Secrets in the cluster (not implemented yet).
-    Unseal,
+    /// Decrypt SealedSecrets into Secrets in the cluster: a drop-in sealed-secrets controller (see
+    /// controller/README-unseal.md).
+    Unseal(Box<UnsealArgs>),
+}
+
+/// Flags of `unseal`: sealed-secrets' names and defaults where the meaning is the same; each also reads
+/// `SEALED_SECRETS_<FLAG>` from the environment as sealed-secrets does.
+#[derive(clap::Args)]
+struct UnsealArgs {
+    /// HTTP API address (cert.pem, verify, rotate, healthz, readyz); empty disables it.
+    #[arg(long, env = "SEALED_SECRETS_LISTEN_ADDR", default_value = ":8080")]
+    listen_addr: String,
+    /// Prometheus metrics address (/metrics); empty disables it.
+    #[arg(long, env = "SEALED_SECRETS_LISTEN_METRICS_ADDR", default_value = ":8081")]
+    listen_metrics_addr: String,
+    /// Size in bits of new keys.
+    #[arg(long, env = "SEALED_SECRETS_KEY_SIZE", default_value_t = 4096)]
+    key_size: usize,
+    /// Validity of new certificates.
+    #[arg(long, env = "SEALED_SECRETS_KEY_TTL", default_value = "87600h", value_parser = parse_duration)]
+    key_ttl: Duration,
+    /// Make a new sealing key this often (old keys are kept); 0 disables renewal.
+    #[arg(long, env = "SEALED_SECRETS_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration)]
+    key_renew_period: Duration,
+    /// Make a new key at once if the newest is older than this instant (RFC 3339, e.g. 2026-01-02T15:04:05Z).
+    #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME")]
+    key_cutoff_time: Option<String>,
+    /// Common name of new certificates (sealed-secrets' default: empty).
+    #[arg(long, env = "SEALED_SECRETS_MY_CN", default_value = "")]
+    my_cn: String,
+    /// Watch SealedSecrets in every namespace; with false, only the controller's own and --additional-namespaces.
+    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true, action = clap::ArgAction::Set)]
+    all_namespaces: bool,
+    /// Comma-separated namespaces to watch besides the controller's own when --all-namespaces=false.
+    #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
+    additional_namespaces: String,
+    /// /v1/verify and /v1/rotate requests per second (together).
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2.0)]
+    rate_limit: f64,
+    /// Burst of --rate-limit.
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
+    rate_limit_burst: u32,
+    /// Concurrent reconciles.
+    #[arg(long, env = "ARCSEAL_WORKERS", default_value_t = 8)]
+    workers: u16,
+    /// Re-check every SealedSecret this often, restoring Secrets edited or deleted by hand; 0 = only on change.
+    #[arg(long, env = "ARCSEAL_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    resync_period: Duration,
+    /// Run several replicas: only the holder of a coordination.k8s.io/v1 Lease reconciles and renews keys.
+    #[arg(long, env = "ARCSEAL_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Name of the Lease, in the controller's namespace.
+    #[arg(long, env = "ARCSEAL_LEADER_ELECT_LEASE_NAME", default_value = "sealed-secrets-controller")]
+    leader_elect_lease_name: String,
+    /// How long the Lease is valid after its last renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// The leader steps down if it could not renew for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How often to try to acquire or renew the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
 }
 
 #[derive(clap::Args)]
@@ -96,10 +157,19 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?
                 .block_on(csi_provider(args))
         }
-        Command::Unseal => {
-            anyhow::bail!(
-                "`arcseal-controller unseal` is not implemented yet: it is being built in a separate issue"
-            )
+        Command::Unseal(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(unseal(*args))
         }
     }
 }
@@ -127,6 +197,79 @@ async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
     tracing::info!(socket = %path.display(), "arcseal CSI provider listening");
     server::serve(listener, provider, shutdown_signal()).await?;
     let _ = std::fs::remove_file(&path);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn parse_listen(flag: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let full = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
+    full.parse().map(Some).with_context(|| format!("{flag} {value:?}: expected host:port or :port"))
+}
+
+async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
+    use arcseal_controller::unseal::{self, keys::KeyPolicy, leader::LeaderConfig};
+    let namespace =
+        std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()).unwrap_or("kube-system".into());
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()))
+        .unwrap_or_else(|| format!("arcseal-controller-{}", std::process::id()));
+    if !arcseal_crypto::SUPPORTED_KEY_BITS.contains(&args.key_size) {
+        anyhow::bail!("--key-size {}: use one of {:?}", args.key_size, arcseal_crypto::SUPPORTED_KEY_BITS);
+    }
+    let cutoff = match &args.key_cutoff_time {
+        None => None,
+        Some(t) if t.is_empty() => None,
+        Some(t) => {
+            let ts: k8s_openapi::jiff::Timestamp =
+                t.parse().with_context(|| format!("--key-cutoff-time {t:?}: expected RFC 3339"))?;
+            let secs = u64::try_from(ts.as_second()).context("--key-cutoff-time before 1970")?;
+            Some(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        }
+    };
+    let mut watch_namespaces = Vec::new();
+    if !args.all_namespaces {
+        watch_namespaces.push(namespace.clone());
+        watch_namespaces.extend(
+            args.additional_namespaces.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
+        );
+    }
+    let config = unseal::Config {
+        keys: KeyPolicy {
+            namespace: namespace.clone(),
+            bits: args.key_size,
+            ttl: args.key_ttl,
+            renew_period: args.key_renew_period,
+            cutoff,
+            common_name: args.my_cn,
+        },
+        watch_namespaces,
+        workers: args.workers.max(1),
+        resync: args.resync_period,
+        listen_addr: parse_listen("--listen-addr", &args.listen_addr)?,
+        metrics_addr: parse_listen("--listen-metrics-addr", &args.listen_metrics_addr)?,
+        rate_limit: args.rate_limit,
+        rate_limit_burst: args.rate_limit_burst,
+        leader_election: args.leader_elect.then(|| LeaderConfig {
+            namespace: namespace.clone(),
+            lease_name: args.leader_elect_lease_name,
+            identity: identity.clone(),
+            lease_duration: args.leader_elect_lease_duration,
+            renew_deadline: args.leader_elect_renew_deadline,
+            retry_period: args.leader_elect_retry_period,
+        }),
+        instance: identity,
+    };
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    tracing::info!(namespace = %namespace, "arcseal unseal controller starting");
+    let (_handles, task) = unseal::start(client, config, shutdown_signal()).await?;
+    task.await.context("the controller task failed")?;
     tracing::info!("stopped");
     Ok(())
 }

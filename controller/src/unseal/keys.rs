@@ -1,0 +1,397 @@
+//! The controller's keys, kept exactly as sealed-secrets keeps them: `kubernetes.io/tls` Secrets in the
+//! controller's namespace, `tls.key` = PKCS#1 PEM, `tls.crt` = self-signed certificate, label
+//! `sealedsecrets.bitnami.com/sealed-secrets-key: active`, `generateName: sealed-secrets-key`. The legacy Secret named
+//! exactly `sealed-secrets-key` is loaded too. Any label value other than `active` retires a key.
+//!
+//! [`KeyStore`] holds the current [`KeySet`] behind an `Arc` swap: readers (reconcile workers, the HTTP API) take a
+//! snapshot without locking for the length of a decryption. [`watch`] keeps it in step with the key Secrets, so keys
+//! added or retired by hand take effect without a restart.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use arcseal_crypto::{
+    Certificate, CertificateParams, Fingerprint, KeyRing, Plaintext, PrivateKey, SealedValue,
+};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch as tokio_watch;
+
+/// Label on key Secrets.
+pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
+/// Value of [`KEY_LABEL`] on keys in use; anything else retires the key.
+pub const KEY_LABEL_ACTIVE: &str = "active";
+/// The key Secret name of sealed-secrets before labels, and the `generateName` prefix of new keys.
+pub const LEGACY_KEY_NAME: &str = "sealed-secrets-key";
+
+/// One usable key.
+#[derive(Clone)]
+pub struct LoadedKey {
+    /// The private key.
+    pub key: PrivateKey,
+    /// Its certificate (`tls.crt`); `None` when the Secret has none (the key still decrypts).
+    pub cert: Option<Certificate>,
+    /// The Secret it came from.
+    pub secret_name: String,
+}
+
+impl LoadedKey {
+    /// NotBefore of the certificate: what "newest" means for sealed-secrets.
+    pub fn not_before(&self) -> SystemTime {
+        self.cert.as_ref().map_or(SystemTime::UNIX_EPOCH, Certificate::not_before)
+    }
+}
+
+/// The keys at one moment: newest first.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: Vec<LoadedKey>,
+    ring: KeyRing,
+}
+
+impl KeySet {
+    /// A set of `keys`, ordered newest first (duplicates by fingerprint kept once).
+    pub fn new(mut keys: Vec<LoadedKey>) -> Self {
+        keys.sort_by(|a, b| b.not_before().cmp(&a.not_before()).then(a.secret_name.cmp(&b.secret_name)));
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.key.fingerprint()));
+        let ring = KeyRing::new(keys.iter().map(|k| k.key.clone()).collect());
+        KeySet { keys, ring }
+    }
+
+    /// The keys, newest first.
+    pub fn keys(&self) -> &[LoadedKey] {
+        &self.keys
+    }
+
+    /// The ring of private keys.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The sealing key: the newest with a certificate.
+    pub fn newest(&self) -> Option<&LoadedKey> {
+        self.keys.iter().find(|k| k.cert.is_some())
+    }
+
+    /// Opens a base64 value: the hinted key first, then every other key whose modulus fits. Each attempt is one
+    /// RSA private-key operation and is counted in `rsa_ops`. Every failure is the one opaque error.
+    pub fn open(
+        &self,
+        label: &[u8],
+        value: &str,
+        hint: Option<&Fingerprint>,
+        rsa_ops: &AtomicU64,
+    ) -> Result<(Plaintext, Fingerprint), arcseal_crypto::DecryptError> {
+        let raw = arcseal_crypto::decode_base64(value).map_err(|_| arcseal_crypto::DecryptError)?;
+        let rsa_len =
+            SealedValue::parse(&raw).map_err(|_| arcseal_crypto::DecryptError)?.rsa_ciphertext.len();
+        let hinted = hint.and_then(|h| self.ring.get(h));
+        let others = self.ring.keys().iter().filter(|k| Some(k.fingerprint()) != hint.copied());
+        for key in hinted.into_iter().chain(others) {
+            if key.public_key().modulus_len() != rsa_len {
+                continue;
+            }
+            rsa_ops.fetch_add(1, Ordering::Relaxed);
+            if let Ok(plaintext) = arcseal_crypto::open(key, label, &raw) {
+                return Ok((plaintext, key.fingerprint()));
+            }
+        }
+        Err(arcseal_crypto::DecryptError)
+    }
+}
+
+/// Shared, swappable key set plus a change counter that tells reconcilers their cached results may be stale.
+#[derive(Default)]
+pub struct KeyStore {
+    current: RwLock<Arc<KeySet>>,
+    epoch: AtomicU64,
+}
+
+impl KeyStore {
+    /// The current keys.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the keys; returns whether the set of fingerprints changed.
+    pub fn replace(&self, set: KeySet) -> bool {
+        let prints = |s: &KeySet| s.keys.iter().map(|k| k.key.fingerprint()).collect::<Vec<_>>();
+        let Ok(mut guard) = self.current.write() else { return false };
+        let changed = prints(&guard) != prints(&set);
+        *guard = Arc::new(set);
+        if changed {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        changed
+    }
+
+    /// Increases every time the set of keys changes.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads a key Secret. `Ok(None)`: not a key Secret, or a retired one. `Err`: a key Secret that cannot be read
+/// (the message names the Secret and the field; never key material).
+pub fn parse_key_secret(secret: &Secret) -> Result<Option<LoadedKey>, String> {
+    let name = secret.name_any();
+    let label = secret.labels().get(KEY_LABEL).map(String::as_str);
+    let is_key = match label {
+        Some(v) => v == KEY_LABEL_ACTIVE,
+        None => name == LEGACY_KEY_NAME,
+    };
+    if !is_key || secret.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let data = secret.data.as_ref();
+    let key_pem = data
+        .and_then(|d| d.get("tls.key"))
+        .ok_or_else(|| format!("key Secret {name:?} has no data.tls.key"))?;
+    let key = PrivateKey::from_pem(&key_pem.0).map_err(|e| format!("key Secret {name:?}, tls.key: {e}"))?;
+    let cert = match data.and_then(|d| d.get("tls.crt")) {
+        None => None,
+        Some(pem) => {
+            let cert =
+                Certificate::from_pem(&pem.0).map_err(|e| format!("key Secret {name:?}, tls.crt: {e}"))?;
+            if cert.fingerprint() != key.fingerprint() {
+                return Err(format!("key Secret {name:?}: tls.crt is not the certificate of tls.key"));
+            }
+            Some(cert)
+        }
+    };
+    Ok(Some(LoadedKey { key, cert, secret_name: name }))
+}
+
+/// The Secret sealed-secrets would store for a new key (the API server completes the name).
+pub fn key_secret(key: &PrivateKey, cert: &Certificate, namespace: &str) -> Result<Secret, String> {
+    let pem = key.to_pkcs1_pem().map_err(|e| format!("encoding the new key: {e}"))?;
+    Ok(Secret {
+        metadata: ObjectMeta {
+            generate_name: Some(LEGACY_KEY_NAME.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([(KEY_LABEL.to_owned(), KEY_LABEL_ACTIVE.to_owned())])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(BTreeMap::from([
+            ("tls.crt".to_owned(), ByteString(cert.to_pem().into_bytes())),
+            ("tls.key".to_owned(), ByteString(pem.as_bytes().to_vec())),
+        ])),
+        ..Secret::default()
+    })
+}
+
+/// How keys are made and renewed (sealed-secrets' flags of the same names).
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    /// `--key-prefix` is fixed to sealed-secrets' `sealed-secrets-key`; this is the namespace.
+    pub namespace: String,
+    /// `--key-size`.
+    pub bits: usize,
+    /// `--key-ttl`: certificate validity.
+    pub ttl: Duration,
+    /// `--key-renew-period`; zero disables renewal.
+    pub renew_period: Duration,
+    /// `--key-cutoff-time`: a key older than this instant is replaced.
+    pub cutoff: Option<SystemTime>,
+    /// `--my-cn`.
+    pub common_name: String,
+}
+
+/// When the next key is due, given the newest key's NotBefore. `None`: no renewal planned.
+pub fn next_renewal(policy: &KeyPolicy, newest: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    let Some(newest) = newest else { return Some(now) };
+    if let Some(cutoff) = policy.cutoff
+        && newest < cutoff
+        && cutoff <= now
+    {
+        return Some(now);
+    }
+    if policy.renew_period.is_zero() {
+        // A future cutoff still schedules a renewal.
+        return policy.cutoff.filter(|c| newest < *c);
+    }
+    let due = newest + policy.renew_period;
+    Some(match policy.cutoff {
+        Some(c) if newest < c && c < due => c,
+        _ => due,
+    })
+}
+
+/// Generates a key and its certificate (CPU-heavy: RSA-4096 takes seconds) and stores it as a key Secret.
+pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, String> {
+    let (bits, params) = (
+        policy.bits,
+        CertificateParams {
+            common_name: policy.common_name.clone(),
+            not_before: SystemTime::now(),
+            validity: policy.ttl,
+        },
+    );
+    let (key, cert) = tokio::task::spawn_blocking(move || {
+        let key = PrivateKey::generate(bits).map_err(|e| format!("generating an RSA-{bits} key: {e}"))?;
+        let cert = Certificate::self_signed(&key, &params).map_err(|e| format!("self-signing: {e}"))?;
+        Ok::<_, String>((key, cert))
+    })
+    .await
+    .map_err(|e| format!("key generation task: {e}"))??;
+    let secret = key_secret(&key, &cert, &policy.namespace)?;
+    let created = Api::<Secret>::namespaced(client.clone(), &policy.namespace)
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("storing the new key Secret in {}: {e}", policy.namespace))?;
+    let name = created.name_any();
+    tracing::info!(secret = %name, fingerprint = %key.fingerprint(), "new sealing key");
+    Ok(name)
+}
+
+/// Watches the key Secrets of `namespace` and keeps `store` current. Sends `true` on `ready` once both initial
+/// lists are in, and bumps it on every change of the key set. Runs until the watch streams end (never, normally).
+pub async fn watch(
+    client: Client,
+    namespace: String,
+    store: Arc<KeyStore>,
+    ready: tokio_watch::Sender<bool>,
+) {
+    let api = Api::<Secret>::namespaced(client, &namespace);
+    let labelled = watcher(api.clone(), watcher::Config::default().labels(KEY_LABEL)).map(|e| (0usize, e));
+    let legacy = watcher(api, watcher::Config::default().fields(&format!("metadata.name={LEGACY_KEY_NAME}")))
+        .map(|e| (1, e));
+    let mut events = futures::stream::select(labelled.boxed(), legacy.boxed());
+    // Per stream: the Secrets by name, and whether its initial list is complete.
+    let mut seen: [BTreeMap<String, Secret>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut init: [Option<BTreeMap<String, Secret>>; 2] = [None, None];
+    let mut listed = [false, false];
+    while let Some((i, event)) = events.next().await {
+        match event {
+            Ok(watcher::Event::Init) => init[i] = Some(BTreeMap::new()),
+            Ok(watcher::Event::InitApply(s)) => {
+                init[i].get_or_insert_with(BTreeMap::new).insert(s.name_any(), s);
+            }
+            Ok(watcher::Event::InitDone) => {
+                seen[i] = init[i].take().unwrap_or_default();
+                listed[i] = true;
+            }
+            Ok(watcher::Event::Apply(s)) => {
+                seen[i].insert(s.name_any(), s);
+            }
+            Ok(watcher::Event::Delete(s)) => {
+                seen[i].remove(&s.name_any());
+            }
+            Err(e) => {
+                // The watcher retries by itself (with a relist after 410 Gone); only note it.
+                tracing::warn!(error = %e, namespace = %namespace, "watching key Secrets");
+                continue;
+            }
+        }
+        if !(listed[0] && listed[1]) {
+            continue;
+        }
+        let mut keys = Vec::new();
+        for secret in
+            seen[0].values().chain(seen[1].values().filter(|s| !seen[0].contains_key(&s.name_any())))
+        {
+            match parse_key_secret(secret) {
+                Ok(Some(k)) => keys.push(k),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "ignoring an unreadable key Secret"),
+            }
+        }
+        let count = keys.len();
+        let changed = store.replace(KeySet::new(keys));
+        if changed {
+            tracing::info!(keys = count, "key set changed");
+        }
+        if changed || !*ready.borrow() {
+            ready.send_replace(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(renew_h: u64, cutoff: Option<SystemTime>) -> KeyPolicy {
+        KeyPolicy {
+            namespace: "kube-system".into(),
+            bits: 2048,
+            ttl: arcseal_crypto::DEFAULT_CERT_VALIDITY,
+            renew_period: Duration::from_secs(renew_h * 3600),
+            cutoff,
+            common_name: String::new(),
+        }
+    }
+
+    #[test]
+    fn renewal_follows_period_and_cutoff() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(next_renewal(&policy(720, None), None, t0), Some(t0), "no key: make one now");
+        assert_eq!(next_renewal(&policy(720, None), Some(t0), t0), Some(t0 + h(720)));
+        assert_eq!(next_renewal(&policy(0, None), Some(t0), t0 + h(10_000)), None, "0 disables");
+        // A cutoff in the past newer than the newest key: renew now.
+        assert_eq!(next_renewal(&policy(0, Some(t0 + h(1))), Some(t0), t0 + h(2)), Some(t0 + h(2)));
+        // A future cutoff before the period ends: renew at the cutoff.
+        assert_eq!(next_renewal(&policy(720, Some(t0 + h(5))), Some(t0), t0), Some(t0 + h(5)));
+        // A cutoff older than the newest key is satisfied.
+        assert_eq!(next_renewal(&policy(720, Some(t0 - h(5))), Some(t0), t0), Some(t0 + h(720)));
+    }
+
+    #[test]
+    fn key_secrets_are_read_like_sealed_secrets_reads_them() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let params = CertificateParams {
+            common_name: String::new(),
+            not_before: SystemTime::now(),
+            validity: Duration::from_secs(3600),
+        };
+        let cert = Certificate::self_signed(&key, &params).unwrap();
+        let mut secret = key_secret(&key, &cert, "kube-system").unwrap();
+        secret.metadata.name = Some("sealed-secrets-keyabcde".into());
+        let loaded = parse_key_secret(&secret).unwrap().unwrap();
+        assert_eq!(loaded.key.fingerprint(), key.fingerprint());
+
+        secret.labels_mut().insert(KEY_LABEL.into(), "compromised".into());
+        assert!(parse_key_secret(&secret).unwrap().is_none(), "retired");
+        secret.labels_mut().clear();
+        assert!(parse_key_secret(&secret).unwrap().is_none(), "not a key Secret");
+        secret.metadata.name = Some(LEGACY_KEY_NAME.into());
+        assert!(parse_key_secret(&secret).unwrap().is_some(), "legacy name");
+
+        secret.data.as_mut().unwrap().insert("tls.key".into(), ByteString(b"junk".to_vec()));
+        let e = parse_key_secret(&secret).err().unwrap();
+        assert!(e.contains("sealed-secrets-key") && e.contains("tls.key"), "{e}");
+    }
+
+    #[test]
+    fn open_tries_the_hint_first_and_counts_rsa_operations() {
+        let keys: Vec<LoadedKey> = (0..3)
+            .map(|i| LoadedKey {
+                key: PrivateKey::generate(2048).unwrap(),
+                cert: None,
+                secret_name: format!("k{i}"),
+            })
+            .collect();
+        let set = KeySet::new(keys.clone());
+        let last = set.ring().keys()[2].clone();
+        let value = arcseal_crypto::seal(last.public_key(), b"ns/n", b"v").unwrap();
+        let ops = AtomicU64::new(0);
+        let (_, by) = set.open(b"ns/n", &value, None, &ops).unwrap();
+        assert_eq!((by, ops.load(Ordering::Relaxed)), (last.fingerprint(), 3));
+        ops.store(0, Ordering::Relaxed);
+        set.open(b"ns/n", &value, Some(&by), &ops).unwrap();
+        assert_eq!(ops.load(Ordering::Relaxed), 1, "the hint costs one RSA operation");
+        ops.store(0, Ordering::Relaxed);
+        assert!(set.open(b"ns/other", &value, Some(&by), &ops).is_err());
+        assert_eq!(ops.load(Ordering::Relaxed), 3);
+    }
+}

@@ -1,0 +1,327 @@
+//! `arcseal-controller unseal`: a drop-in replacement for the sealed-secrets controller. Same resource
+//! (`bitnami.com/v1alpha1` SealedSecret), same key Secrets, same HTTP API and metric names; see
+//! `controller/README-unseal.md` for flags, HA and figures.
+//!
+//! Shape of a running replica ([`run`]):
+//! - [`keys::watch`] keeps the key set current from the key Secrets (every replica);
+//! - [`http`] serves `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate` and metrics (every replica);
+//! - [`leader`] elects one replica on a Lease (optional); the leader alone runs the [`reconcile`] controller and
+//!   renews keys. Losing the Lease stops both; they start again if it is won back.
+//!
+//! Plaintexts never reach a log, event, status or error: errors name objects, items and template keys only.
+
+pub mod crd;
+pub mod http;
+pub mod keys;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod secret;
+pub mod template;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+pub use crd::SealedSecret;
+use keys::{KeyPolicy, KeyStore};
+use leader::LeaderConfig;
+use metrics::Metrics;
+use reconcile::Context;
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "arcseal-controller";
+
+/// Everything `run` needs; `main` builds it from flags named like sealed-secrets'.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where keys live (`POD_NAMESPACE`, default kube-system) and how they are renewed.
+    pub keys: KeyPolicy,
+    /// Namespaces to watch for SealedSecrets; empty = all (`--all-namespaces`).
+    pub watch_namespaces: Vec<String>,
+    /// Concurrent reconciles (`--max-unseal-workers`... named `--workers` here, see README).
+    pub workers: u16,
+    /// Re-check every SealedSecret this often, restoring edited or deleted Secrets (0 = only on change).
+    pub resync: Duration,
+    /// HTTP API (`--listen-addr`); `None` = not served.
+    pub listen_addr: Option<SocketAddr>,
+    /// Metrics (`--listen-metrics-addr`); `None` = not served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `/v1/verify` + `/v1/rotate` requests per second, and burst.
+    pub rate_limit: f64,
+    /// Burst of the rate limit.
+    pub rate_limit_burst: u32,
+    /// `None`: this replica always leads.
+    pub leader_election: Option<LeaderConfig>,
+    /// The `reportingInstance` of events (pod name).
+    pub instance: String,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A listener could not be bound.
+    #[error("binding {what} {addr}: {source}")]
+    Bind {
+        /// Which flag.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Handles on a running controller for tests and the benchmark.
+#[derive(Clone)]
+pub struct Handles {
+    /// The metrics (RSA operation count, ...).
+    pub metrics: Arc<Metrics>,
+    /// The keys.
+    pub keys: Arc<KeyStore>,
+    /// Readiness.
+    pub ready: Arc<AtomicBool>,
+    /// Leadership.
+    pub leading: watch::Receiver<bool>,
+    /// Bound HTTP address, if any.
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Starts a replica: binds listeners, then runs until `shutdown` resolves. Returns handles once listening.
+pub async fn start(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Handles, tokio::task::JoinHandle<()>), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(KeyStore::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut http_addr = None;
+    if let Some(addr) = config.listen_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Bind {
+            what: "--listen-addr",
+            addr,
+            source,
+        })?;
+        http_addr = listener.local_addr().ok();
+        let api = Arc::new(http::Api {
+            keys: store.clone(),
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            limiter: http::RateLimiter::new(config.rate_limit, config.rate_limit_burst),
+        });
+        tokio::spawn(async move {
+            if let Err(e) = http::serve(listener, http::router(api)).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        });
+    }
+    if let Some(addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Bind {
+            what: "--listen-metrics-addr",
+            addr,
+            source,
+        })?;
+        let router = http::metrics_router(metrics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+    }
+
+    let (keys_tx, keys_rx) = watch::channel(false);
+    tokio::spawn(keys::watch(client.clone(), config.keys.namespace.clone(), store.clone(), keys_tx));
+
+    let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());
+    if let Some(lc) = config.leader_election.clone() {
+        tokio::spawn(leader::run(client.clone(), lc, leading_tx));
+    } else {
+        // Keep the sender alive so receivers never see a closed channel.
+        std::mem::forget(leading_tx);
+    }
+
+    let handles = Handles {
+        metrics: metrics.clone(),
+        keys: store.clone(),
+        ready: ready.clone(),
+        leading: leading_rx.clone(),
+        http_addr,
+    };
+    let task = tokio::spawn(supervise(client, config, metrics, store, ready, keys_rx, leading_rx, shutdown));
+    Ok((handles, task))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    store: Arc<KeyStore>,
+    ready: Arc<AtomicBool>,
+    mut keys_rx: watch::Receiver<bool>,
+    mut leading: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    // Readiness: keys listed and at least one key (the leader makes one if there is none).
+    {
+        let (store, ready, metrics, mut rx) =
+            (store.clone(), ready.clone(), metrics.clone(), keys_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                if *rx.borrow_and_update() {
+                    let n = store.snapshot().keys().len();
+                    metrics.keys.set(i64::try_from(n).unwrap_or(i64::MAX));
+                    if n > 0 {
+                        ready.store(true, Ordering::SeqCst);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let _ = keys_rx.wait_for(|listed| *listed).await;
+    loop {
+        tokio::select! {
+            _ = stopped(stop_rx.clone()) => break,
+            r = leading.wait_for(|l| *l) => if r.is_err() { break },
+        }
+        metrics.is_leader.set(1);
+        let lost = {
+            let mut leading = leading.clone();
+            async move {
+                let _ = leading.wait_for(|l| !*l).await;
+            }
+        };
+        let stop = stopped(stop_rx.clone());
+        let end = async move {
+            tokio::select! {
+                _ = lost => {},
+                _ = stop => {},
+            }
+        };
+        let end = futures::FutureExt::shared(end);
+        let renewer =
+            tokio::spawn(renew_keys(client.clone(), config.keys.clone(), store.clone(), keys_rx.clone()));
+        run_controllers(client.clone(), &config, metrics.clone(), store.clone(), keys_rx.clone(), end).await;
+        renewer.abort();
+        metrics.is_leader.set(0);
+        if *stop_rx.borrow() {
+            break;
+        }
+    }
+    if let Some(lc) = &config.leader_election {
+        leader::release(client, lc).await;
+    }
+}
+
+/// Makes the first key and the periodic ones (leader only).
+async fn renew_keys(
+    client: Client,
+    policy: KeyPolicy,
+    store: Arc<KeyStore>,
+    mut keys_rx: watch::Receiver<bool>,
+) {
+    loop {
+        let newest = store.snapshot().newest().map(|k| k.not_before());
+        let now = SystemTime::now();
+        match keys::next_renewal(&policy, newest, now) {
+            Some(due) if due <= now => {
+                let before = store.epoch();
+                match keys::create_key(&client, &policy).await {
+                    Ok(_) => {
+                        // Wait until the watch has loaded it, so the next round sees it as newest.
+                        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                            while store.epoch() == before {
+                                if keys_rx.changed().await.is_err() {
+                                    return;
+                                }
+                            }
+                        })
+                        .await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "creating a sealing key; retrying in 30 s");
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            }
+            planned => {
+                let wait = planned.map_or(Duration::from_secs(3600), |due| {
+                    due.duration_since(now).unwrap_or_default().min(Duration::from_secs(3600))
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    r = keys_rx.changed() => if r.is_err() { return },
+                }
+            }
+        }
+    }
+}
+
+async fn run_controllers(
+    client: Client,
+    config: &Config,
+    metrics: Arc<Metrics>,
+    store: Arc<KeyStore>,
+    keys_rx: watch::Receiver<bool>,
+    end: futures::future::Shared<impl Future<Output = ()> + Send + 'static>,
+) {
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        store,
+        Recorder::new(client.clone(), reporter),
+        metrics,
+        if config.resync.is_zero() { Duration::from_secs(365 * 24 * 3600) } else { config.resync },
+    ));
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut runs = Vec::new();
+    for ns in scopes {
+        let (ss_api, secret_api) = match &ns {
+            None => (Api::<SealedSecret>::all(client.clone()), Api::<Secret>::all(client.clone())),
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        };
+        // A new key may open SealedSecrets that failed before: reconcile everything when the key set changes.
+        let key_changes = futures::stream::unfold(keys_rx.clone(), |mut rx| async move {
+            rx.changed().await.ok().map(|()| ((), rx))
+        });
+        let controller = Controller::new(ss_api, watcher::Config::default())
+            .owns(secret_api, watcher::Config::default())
+            .with_config(ControllerConfig::default().concurrency(config.workers))
+            .reconcile_all_on(key_changes)
+            .graceful_shutdown_on(end.clone());
+        runs.push(controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(
+            |result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile");
+                }
+            },
+        ));
+    }
+    futures::future::join_all(runs).await;
+}

@@ -1,0 +1,433 @@
+//! One SealedSecret -> one Secret. `reconcile` and `error_policy` are plain functions over a shared [`Context`], as
+//! in kube-rs' controller-rs.
+//!
+//! Cost: a SealedSecret whose Secret is already in place (same generation, same scope, Secret `resourceVersion`
+//! unchanged since this process wrote or checked it) costs one GET and no RSA operation. Otherwise each item costs
+//! one RSA operation with the key that opened the SealedSecret before (remembered per uid, or the first item's key),
+//! and one per key only the first time.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arcseal_crypto::Fingerprint;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::crd::{CONDITION_SYNCED, SealedSecret, SealedSecretCondition};
+use super::keys::{KeySet, KeyStore};
+use super::metrics::Metrics;
+use super::secret::{self, Plan};
+use super::template::{self, Items};
+
+/// Annotation arcseal's CLI writes on a SealedSecret: fingerprints of the keys that sealed it, newest first.
+pub const SEALED_WITH_ANNOTATION: &str = "arcseal.dev/sealed-with";
+
+/// Why a SealedSecret could not be unsealed. Messages name objects, items and template keys; never a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Both forms of data.
+    #[error("sets both spec.data (deprecated v1 form) and spec.encryptedData; keep only encryptedData")]
+    BothDataForms,
+    /// No key opened an item (wrong key, wrong name/namespace/scope, or a damaged value: deliberately one error).
+    #[error(
+        "no key could decrypt item {item:?}: sealed with another controller's key, or for another name, namespace or scope"
+    )]
+    Decrypt {
+        /// The item (or `spec.data`).
+        item: String,
+    },
+    /// `spec.data` opened but is not a JSON Secret.
+    #[error("spec.data decrypted, but the content is not a JSON Secret with base64 data")]
+    Legacy,
+    /// A `spec.template.data` entry could not be rendered.
+    #[error("spec.template.data[{key:?}]: {source}")]
+    Template {
+        /// The template key.
+        key: String,
+        /// What was wrong.
+        source: template::TemplateError,
+    },
+    /// No key at all.
+    #[error("the controller holds no private key yet")]
+    NoKeys,
+    /// A Secret of that name is someone else's.
+    #[error("Resource {0:?} already exists and is not managed by SealedSecret")]
+    Unmanaged(String),
+    /// Reading the Secret failed.
+    #[error("reading Secret {name:?}: {source}")]
+    Fetch {
+        /// Secret name.
+        name: String,
+        /// Why.
+        source: kube::Error,
+    },
+    /// Writing the Secret failed.
+    #[error("writing Secret {name:?}: {source}")]
+    Update {
+        /// Secret name.
+        name: String,
+        /// Why.
+        source: kube::Error,
+    },
+    /// Writing the status failed.
+    #[error("writing the status: {0}")]
+    Status(kube::Error),
+    /// The blocking decryption task died.
+    #[error("the decryption task failed")]
+    Task,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// sealed-secrets' `reason` label of `unseal_errors_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Fetch { .. } => "fetch",
+            Error::Update { .. } => "update",
+            Error::Unmanaged(_) => "unmanaged",
+            Error::Status(_) => "status",
+            _ => "unseal",
+        }
+    }
+
+    /// The event reason sealed-secrets uses for it.
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Error::Unmanaged(_) | Error::Update { .. } | Error::Fetch { .. } | Error::Status(_) => {
+                "ErrUpdateFailed"
+            }
+            _ => "ErrUnsealFailed",
+        }
+    }
+
+    /// Whether retrying soon can help (API trouble) or only a change of the object or keys can.
+    fn transient(&self) -> bool {
+        matches!(self, Error::Fetch { .. } | Error::Update { .. } | Error::Status(_) | Error::Task)
+    }
+}
+
+/// What this process knows about a SealedSecret it synced.
+#[derive(Clone)]
+struct Memo {
+    generation: Option<i64>,
+    label: Vec<u8>,
+    secret_resource_version: Option<String>,
+}
+
+/// Shared by all reconciles.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Current keys.
+    pub keys: Arc<KeyStore>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// How often an object is checked again when nothing happens (drift repair).
+    pub resync: Duration,
+    hints: Mutex<HashMap<String, Fingerprint>>,
+    memo: Mutex<HashMap<String, Memo>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: Client,
+        keys: Arc<KeyStore>,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        resync: Duration,
+    ) -> Self {
+        Context { client, keys, recorder, metrics, resync, hints: Mutex::default(), memo: Mutex::default() }
+    }
+
+    fn hint(&self, ss: &SealedSecret) -> Option<Fingerprint> {
+        let uid = ss.uid().unwrap_or_default();
+        if let Some(h) = self.hints.lock().ok().and_then(|m| m.get(&uid).copied()) {
+            return Some(h);
+        }
+        ss.annotations()
+            .get(SEALED_WITH_ANNOTATION)
+            .and_then(|v| v.split(',').next())
+            .and_then(|f| Fingerprint::parse(f.trim()))
+    }
+
+    fn remember(&self, uid: &str, key: Fingerprint) {
+        if let Ok(mut m) = self.hints.lock() {
+            m.insert(uid.to_owned(), key);
+        }
+    }
+}
+
+/// Decrypts every item of `ss` (legacy `spec.data` included) and renders `spec.template.data`. The label comes from
+/// the SealedSecret's own metadata only. Returns the items and the key that opened them. CPU-bound: call it from a
+/// blocking thread.
+pub fn unseal_items(
+    ss: &SealedSecret,
+    keys: &KeySet,
+    hint: Option<Fingerprint>,
+    metrics: &Metrics,
+) -> Result<(Items, Option<Fingerprint>)> {
+    if ss.spec.data.is_some() && !ss.spec.encrypted_data.is_empty() {
+        return Err(Error::BothDataForms);
+    }
+    if keys.keys().is_empty() {
+        return Err(Error::NoKeys);
+    }
+    let label = ss.encryption_label();
+    let ops = metrics.rsa_operations.inner();
+    let mut hint = hint;
+    let mut items = Items::new();
+    if let Some(legacy) = &ss.spec.data {
+        let (plaintext, by) = keys
+            .open(&label, legacy, hint.as_ref(), ops)
+            .map_err(|_| Error::Decrypt { item: "spec.data".into() })?;
+        hint = Some(by);
+        items = legacy_items(plaintext.as_bytes())?;
+    }
+    for (item, value) in &ss.spec.encrypted_data {
+        let (plaintext, by) = keys
+            .open(&label, value, hint.as_ref(), ops)
+            .map_err(|_| Error::Decrypt { item: item.clone() })?;
+        hint = Some(by);
+        items.insert(item.clone(), plaintext.into_zeroizing());
+    }
+    let templates = ss.spec.template.as_ref().and_then(|t| t.data.as_ref());
+    if let Some(templates) = templates {
+        let mut rendered = Items::new();
+        for (key, text) in templates {
+            let value = if template::is_template(text) {
+                template::render(text, &items)
+                    .map_err(|source| Error::Template { key: key.clone(), source })?
+            } else {
+                Zeroizing::new(text.as_bytes().to_vec())
+            };
+            rendered.insert(key.clone(), value);
+        }
+        // A templated key overrides an item of the same name.
+        items.extend(rendered);
+    }
+    Ok((items, hint))
+}
+
+fn legacy_items(json: &[u8]) -> Result<Items> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct LegacySecret {
+        #[serde(default)]
+        data: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        string_data: std::collections::BTreeMap<String, String>,
+    }
+    let secret: LegacySecret = serde_json::from_slice(json).map_err(|_| Error::Legacy)?;
+    let mut items = Items::new();
+    for (k, v) in &secret.data {
+        let bytes = arcseal_crypto::decode_base64(v).map_err(|_| Error::Legacy)?;
+        items.insert(k.clone(), Zeroizing::new(bytes));
+    }
+    for (k, v) in &secret.string_data {
+        items.insert(k.clone(), Zeroizing::new(v.as_bytes().to_vec()));
+    }
+    drop(secret);
+    Ok(items)
+}
+
+/// What one pass did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The Secret was created, updated or recreated.
+    Written,
+    /// Nothing to do.
+    Unchanged,
+}
+
+/// Reconciles one SealedSecret: unseal, write the Secret if it differs, write status and events on change.
+pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    ctx.metrics.unseal_requests.inc();
+    let result = sync(&ss, &ctx).await;
+    let namespace = ss.namespace().unwrap_or_default();
+    let name = ss.name_any();
+    let status_result = write_status(&ss, &ctx, result.as_ref().err()).await;
+    ctx.metrics.observe_reconcile(result.is_ok(), started.elapsed().as_secs_f64());
+    ctx.metrics.condition(&namespace, &name, result.is_ok());
+    match (result, status_result) {
+        (Ok(outcome), Ok(())) => {
+            if outcome == Outcome::Written {
+                publish(
+                    &ctx,
+                    &ss,
+                    EventType::Normal,
+                    "Unsealed",
+                    "SealedSecret unsealed successfully".into(),
+                )
+                .await;
+            }
+            Ok(Action::requeue(ctx.resync))
+        }
+        (Ok(_), Err(e)) => {
+            ctx.metrics.error(e.metric_label(), &namespace);
+            Err(e)
+        }
+        (Err(e), _) => {
+            ctx.metrics.error(e.metric_label(), &namespace);
+            tracing::warn!(namespace = %namespace, name = %name, error = %e, "unseal failed");
+            Err(e)
+        }
+    }
+}
+
+/// Requeue policy: API trouble soon, anything else (bad ciphertext, unmanaged Secret) on the resync period: a change
+/// of the object or of the keys triggers a new pass anyway.
+pub fn error_policy(_ss: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.transient() { Action::requeue(Duration::from_secs(5)) } else { Action::requeue(ctx.resync) }
+}
+
+async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
+    let namespace = ss.namespace().unwrap_or_default();
+    let name = ss.name_any();
+    let uid = ss.uid().unwrap_or_default();
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
+    let live = secrets.get_opt(&name).await.map_err(|source| Error::Fetch { name: name.clone(), source })?;
+
+    let label = ss.encryption_label();
+    let memo = ctx.memo.lock().ok().and_then(|m| m.get(&uid).cloned());
+    if let (Some(memo), Some(live)) = (&memo, &live)
+        && memo.generation == ss.metadata.generation
+        && memo.label == label
+        && memo.secret_resource_version.is_some()
+        && memo.secret_resource_version == live.metadata.resource_version
+    {
+        return Ok(Outcome::Unchanged);
+    }
+
+    // Refuse before decrypting: a Secret that is not ours costs no RSA operation.
+    if let Some(live) = &live
+        && !(secret::owned_by(live, &uid)
+            || live.annotations().get(secret::MANAGED_ANNOTATION).is_some_and(|v| v == "true")
+            || live.annotations().get(secret::PATCH_ANNOTATION).is_some_and(|v| v == "true"))
+    {
+        return Err(Error::Unmanaged(name));
+    }
+
+    let keys = ctx.keys.snapshot();
+    let hint = ctx.hint(ss);
+    let metrics = ctx.metrics.clone();
+    let owned_ss = ss.clone();
+    let (items, opened_by) =
+        tokio::task::spawn_blocking(move || unseal_items(&owned_ss, &keys, hint, &metrics))
+            .await
+            .map_err(|_| Error::Task)??;
+    if let Some(by) = opened_by {
+        ctx.remember(&uid, by);
+    }
+    let desired = secret::desired_secret(ss, items);
+    let pp = PostParams { field_manager: Some(super::FIELD_MANAGER.to_owned()), ..PostParams::default() };
+    let update_error = |source| Error::Update { name: name.clone(), source };
+    let (outcome, rv) = match secret::plan(desired, live.clone(), &uid) {
+        Plan::Refuse => return Err(Error::Unmanaged(name)),
+        Plan::Unchanged => (Outcome::Unchanged, live.and_then(|l| l.metadata.resource_version)),
+        Plan::Create(s) => {
+            let created = secrets.create(&pp, &s).await.map_err(update_error)?;
+            (Outcome::Written, created.metadata.resource_version)
+        }
+        Plan::Update(s) => {
+            let updated = secrets.replace(&name, &pp, &s).await.map_err(update_error)?;
+            (Outcome::Written, updated.metadata.resource_version)
+        }
+        Plan::Recreate(s) => {
+            let live_uid = live.as_ref().and_then(|l| l.metadata.uid.clone());
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions { uid: live_uid, resource_version: None }),
+                ..DeleteParams::default()
+            };
+            secrets.delete(&name, &dp).await.map_err(update_error)?;
+            let created = secrets.create(&pp, &s).await.map_err(update_error)?;
+            (Outcome::Written, created.metadata.resource_version)
+        }
+    };
+    if let Ok(mut m) = ctx.memo.lock() {
+        m.insert(uid, Memo { generation: ss.metadata.generation, label, secret_resource_version: rv });
+    }
+    Ok(outcome)
+}
+
+/// Writes `status` (observedGeneration + the `Synced` condition) when it changes; publishes a warning event when a
+/// failure is new or different. Never writes on a pass that changed nothing.
+async fn write_status(ss: &SealedSecret, ctx: &Context, error: Option<&Error>) -> Result<()> {
+    let previous = ss.synced_condition();
+    let status = if error.is_none() { "True" } else { "False" };
+    let message = error.map(ToString::to_string);
+    let same_condition =
+        previous.is_some_and(|c| c.status == status && c.message.as_deref() == message.as_deref());
+    let observed = ss.status.as_ref().and_then(|s| s.observed_generation);
+    if let Some(e) = error
+        && !same_condition
+    {
+        publish(ctx, ss, EventType::Warning, e.event_reason(), e.to_string()).await;
+    }
+    if same_condition && observed == ss.metadata.generation {
+        return Ok(());
+    }
+    let now = now_rfc3339();
+    let transition = match previous {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Some(now.clone()),
+    };
+    let condition = SealedSecretCondition {
+        type_: CONDITION_SYNCED.to_owned(),
+        status: status.to_owned(),
+        last_update_time: Some(now),
+        last_transition_time: transition,
+        reason: error.map(|e| e.event_reason().to_owned()),
+        message,
+    };
+    let mut conditions: Vec<SealedSecretCondition> = ss
+        .status
+        .as_ref()
+        .map(|s| s.conditions.iter().filter(|c| c.type_ != CONDITION_SYNCED).cloned().collect())
+        .unwrap_or_default();
+    conditions.insert(0, condition);
+    let patch = json!({"status": {"observedGeneration": ss.metadata.generation, "conditions": conditions}});
+    let api = Api::<SealedSecret>::namespaced(ctx.client.clone(), &ss.namespace().unwrap_or_default());
+    api.patch_status(&ss.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::Status)?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, ss: &SealedSecret, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Unseal".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &ss.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "publishing an event");
+    }
+}
+
+fn now_rfc3339() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string())
+}
+
+/// Counts RSA operations since start (for the benchmark and tests).
+pub fn rsa_operations(metrics: &Metrics) -> u64 {
+    metrics.rsa_operations.inner().load(Ordering::Relaxed)
+}
