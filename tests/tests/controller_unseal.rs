@@ -1,0 +1,563 @@
+//! `arcseal-controller unseal` against a real kube-apiserver: each test runs its own controller (in this process, with
+//! its own client) scoped to its own namespace, with keys stored as sealed-secrets stores them.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use arcseal_controller::unseal::crd::{SealedSecret, SealedSecretSpec, SecretTemplateSpec};
+use arcseal_controller::unseal::keys::{self, KeyPolicy};
+use arcseal_controller::unseal::{self, Config, Handles};
+use arcseal_crypto::{Certificate, CertificateParams, PrivateKey, PublicKey, Scope};
+use arcseal_tests::k8s::{self, TestNamespace, poll};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(45);
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Running {
+    handles: Handles,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.handles.http_addr.expect("HTTP API bound"))
+    }
+}
+
+fn config(key_namespace: &str, watch: &[&str]) -> Config {
+    Config {
+        keys: KeyPolicy {
+            namespace: key_namespace.to_owned(),
+            bits: 2048,
+            ttl: arcseal_crypto::DEFAULT_CERT_VALIDITY,
+            renew_period: Duration::ZERO,
+            cutoff: None,
+            common_name: String::new(),
+        },
+        watch_namespaces: watch.iter().map(|s| (*s).to_owned()).collect(),
+        workers: 4,
+        resync: Duration::from_secs(2),
+        listen_addr: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_addr: None,
+        rate_limit: 100.0,
+        rate_limit_burst: 100,
+        leader_election: None,
+        instance: "test".into(),
+    }
+}
+
+async fn start(client: Client, config: Config) -> Running {
+    let (tx, rx) = oneshot::channel();
+    let (handles, task) = unseal::start(client, config, async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("controller starts");
+    Running { handles, stop: Some(tx), task }
+}
+
+fn new_key() -> (PrivateKey, Certificate) {
+    let key = PrivateKey::generate(2048).unwrap();
+    let params = CertificateParams {
+        common_name: String::new(),
+        not_before: SystemTime::now(),
+        validity: Duration::from_secs(3600),
+    };
+    let cert = Certificate::self_signed(&key, &params).unwrap();
+    (key, cert)
+}
+
+async fn store_key(client: &Client, ns: &str, key: &PrivateKey, cert: &Certificate) -> String {
+    let secret = keys::key_secret(key, cert, ns).unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap()
+        .name_any()
+}
+
+async fn setup(test: &str) -> (TestNamespace, PrivateKey, Running) {
+    let ns = TestNamespace::new(test).await.unwrap();
+    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await.unwrap();
+    let (key, cert) = new_key();
+    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let running = start(ns.client(), config(ns.name(), &[ns.name()])).await;
+    (ns, key, running)
+}
+
+fn sealed(
+    ns: &str,
+    name: &str,
+    scope: Scope,
+    key: &PublicKey,
+    items: &[(&str, &[u8])],
+    sealed_for: Option<(&str, &str)>,
+) -> SealedSecret {
+    let (label_ns, label_name) = sealed_for.unwrap_or((ns, name));
+    let label = scope.encryption_label(label_ns, label_name);
+    let mut ss = SealedSecret::new(
+        name,
+        SealedSecretSpec {
+            encrypted_data: items
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), arcseal_crypto::seal(key, &label, v).unwrap()))
+                .collect(),
+            ..SealedSecretSpec::default()
+        },
+    );
+    ss.metadata.namespace = Some(ns.to_owned());
+    if let Some((k, v)) = scope.annotation() {
+        ss.metadata.annotations = Some([(k.to_owned(), v.to_owned())].into());
+    }
+    ss
+}
+
+/// Waits until the controller has acted on the current generation and `Synced` is `status`.
+async fn wait_synced(api: &Api<SealedSecret>, name: &str, status: &str) -> SealedSecret {
+    poll(&format!("SealedSecret {name} Synced={status}"), TIMEOUT, || async {
+        let ss = api.get(name).await.map_err(|e| k8s::Error::Kube { what: "get".into(), source: e })?;
+        let observed = ss.status.as_ref().and_then(|s| s.observed_generation);
+        let done =
+            observed == ss.metadata.generation && ss.synced_condition().is_some_and(|c| c.status == status);
+        Ok(done.then_some(ss))
+    })
+    .await
+    .unwrap()
+}
+
+async fn data(api: &Api<Secret>, name: &str) -> BTreeMap<String, Vec<u8>> {
+    api.get(name).await.unwrap().data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()
+}
+
+fn map(pairs: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect()
+}
+
+async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    let list = Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_then_update_renamed_and_added_items() -> TestResult {
+    let (ns, key, running) = setup("create-update").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let pp = PostParams::default();
+    let ss = sealed(
+        ns.name(),
+        "db",
+        Scope::Strict,
+        key.public_key(),
+        &[("user", b"admin"), ("pass", b"s3cr3t")],
+        None,
+    );
+    ssa.create(&pp, &ss).await?;
+    let synced = wait_synced(&ssa, "db", "True").await;
+    assert_eq!(data(&secrets, "db").await, map(&[("user", b"admin"), ("pass", b"s3cr3t")]));
+    let secret = secrets.get("db").await?;
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("SealedSecret", synced.uid().unwrap().as_str(), Some(true))
+    );
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let rv = secret.metadata.resource_version.clone();
+
+    // Nothing changes on a resync: the Secret is not rewritten and no second event appears.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(secrets.get("db").await?.metadata.resource_version, rv, "no write when nothing differs");
+    let unsealed = events(&ns.client(), ns.name(), "db").await;
+    assert_eq!(unsealed.iter().filter(|(r, _)| r == "Unsealed").count(), 1, "{unsealed:?}");
+
+    // Rename `user` to `username` (same ciphertext: item names are not in the label), change `pass`, add `port`.
+    let mut next = ssa.get("db").await?;
+    let user_value = next.spec.encrypted_data.remove("user").unwrap();
+    next.spec.encrypted_data.insert("username".into(), user_value);
+    let label = Scope::Strict.encryption_label(ns.name(), "db");
+    next.spec.encrypted_data.insert("pass".into(), arcseal_crypto::seal(key.public_key(), &label, b"n3w")?);
+    next.spec.encrypted_data.insert("port".into(), arcseal_crypto::seal(key.public_key(), &label, b"5432")?);
+    ssa.replace("db", &pp, &next).await?;
+    wait_synced(&ssa, "db", "True").await;
+    assert_eq!(
+        data(&secrets, "db").await,
+        map(&[("username", b"admin"), ("pass", b"n3w"), ("port", b"5432")])
+    );
+    let unsealed = events(&ns.client(), ns.name(), "db").await;
+    assert!(unsealed.iter().all(|(_, note)| !note.contains("s3cr3t") && !note.contains("admin")));
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn managed_takeover_patch_merge_and_unmanaged_refusal() -> TestResult {
+    let (ns, key, running) = setup("managed-patch").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let pp = PostParams::default();
+    let existing = |name: &str, annotation: Option<&str>| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some([("hand".to_owned(), "made".to_owned())].into()),
+            annotations: annotation.map(|a| [(a.to_owned(), "true".to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("old".to_owned(), ByteString(b"o".to_vec()))].into()),
+        ..Secret::default()
+    };
+    secrets.create(&pp, &existing("managed", Some("sealedsecrets.bitnami.com/managed"))).await?;
+    secrets.create(&pp, &existing("patched", Some("sealedsecrets.bitnami.com/patch"))).await?;
+    secrets.create(&pp, &existing("foreign", None)).await?;
+    for name in ["managed", "patched", "foreign"] {
+        ssa.create(&pp, &sealed(ns.name(), name, Scope::Strict, key.public_key(), &[("new", b"n")], None))
+            .await?;
+    }
+    wait_synced(&ssa, "managed", "True").await;
+    let managed = secrets.get("managed").await?;
+    assert_eq!(data(&secrets, "managed").await, map(&[("new", b"n")]), "managed: replaced");
+    assert!(managed.labels().is_empty());
+    assert_eq!(managed.owner_references().len(), 1);
+
+    wait_synced(&ssa, "patched", "True").await;
+    let patched = secrets.get("patched").await?;
+    assert_eq!(data(&secrets, "patched").await, map(&[("new", b"n"), ("old", b"o")]), "patch: merged");
+    assert_eq!(patched.labels().get("hand").map(String::as_str), Some("made"));
+
+    let refused = wait_synced(&ssa, "foreign", "False").await;
+    let message = refused.synced_condition().and_then(|c| c.message.clone()).unwrap_or_default();
+    assert_eq!(message, "Resource \"foreign\" already exists and is not managed by SealedSecret");
+    let foreign = secrets.get("foreign").await?;
+    assert_eq!(data(&secrets, "foreign").await, map(&[("old", b"o")]), "never touched");
+    assert!(foreign.owner_references().is_empty());
+    let warned = events(&ns.client(), ns.name(), "foreign").await;
+    assert!(
+        warned.iter().any(|(r, n)| r == "ErrUpdateFailed" && n.contains("is not managed by SealedSecret")),
+        "{warned:?}"
+    );
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_key_and_each_scope_with_a_wrong_name_or_namespace() -> TestResult {
+    let (ns, key, running) = setup("scopes").await;
+    let ssa = ns.api::<SealedSecret>();
+    let secrets = ns.api::<Secret>();
+    let pp = PostParams::default();
+    let (other_key, _) = new_key();
+    let n = ns.name();
+    let pk = key.public_key();
+    let cases: Vec<(SealedSecret, bool)> = vec![
+        (sealed(n, "wrong-key", Scope::Strict, other_key.public_key(), &[("a", b"x")], None), false),
+        (sealed(n, "strict-ok", Scope::Strict, pk, &[("a", b"x")], None), true),
+        (sealed(n, "strict-wrong-name", Scope::Strict, pk, &[("a", b"x")], Some((n, "other"))), false),
+        (
+            sealed(
+                n,
+                "strict-wrong-ns",
+                Scope::Strict,
+                pk,
+                &[("a", b"x")],
+                Some(("other", "strict-wrong-ns")),
+            ),
+            false,
+        ),
+        (sealed(n, "nw-any-name", Scope::NamespaceWide, pk, &[("a", b"x")], Some((n, "other"))), true),
+        (sealed(n, "nw-wrong-ns", Scope::NamespaceWide, pk, &[("a", b"x")], Some(("other", "x"))), false),
+        (sealed(n, "cw-anywhere", Scope::ClusterWide, pk, &[("a", b"x")], Some(("other", "other"))), true),
+    ];
+    // A strict value whose SealedSecret claims cluster-wide only through its template must not open.
+    let mut smuggled = sealed(n, "smuggled", Scope::Strict, pk, &[("a", b"x")], Some(("other", "smuggled")));
+    smuggled.spec.template = Some(SecretTemplateSpec {
+        metadata: Some(ObjectMeta {
+            annotations: Some(
+                [(arcseal_crypto::CLUSTER_WIDE_ANNOTATION.to_owned(), "true".to_owned())].into(),
+            ),
+            ..ObjectMeta::default()
+        }),
+        ..SecretTemplateSpec::default()
+    });
+    for (ss, _) in &cases {
+        ssa.create(&pp, ss).await?;
+    }
+    ssa.create(&pp, &smuggled).await?;
+    for (ss, opens) in cases.iter().chain([(smuggled.clone(), false)].iter()) {
+        let name = ss.name_any();
+        let got = wait_synced(&ssa, &name, if *opens { "True" } else { "False" }).await;
+        if *opens {
+            assert_eq!(data(&secrets, &name).await, map(&[("a", b"x")]), "{name}");
+        } else {
+            let message = got.synced_condition().and_then(|c| c.message.clone()).unwrap_or_default();
+            assert!(message.starts_with("no key could decrypt item \"a\""), "{name}: {message}");
+            assert!(secrets.get_opt(&name).await?.is_none(), "{name}: no Secret");
+            let evs = events(&ns.client(), n, &name).await;
+            assert!(evs.iter().any(|(r, _)| r == "ErrUnsealFailed"), "{name}: {evs:?}");
+        }
+    }
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn custom_type_template_data_and_immutable_secret() -> TestResult {
+    let (ns, key, running) = setup("type-immutable").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let pp = PostParams::default();
+    let mut ss = sealed(
+        ns.name(),
+        "creds",
+        Scope::Strict,
+        key.public_key(),
+        &[("username", b"admin"), ("password", b"pw")],
+        None,
+    );
+    ss.spec.template = Some(SecretTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some([("app".to_owned(), "db".to_owned())].into()),
+            annotations: Some([("note".to_owned(), "from template".to_owned())].into()),
+            ..ObjectMeta::default()
+        }),
+        type_: Some("kubernetes.io/basic-auth".into()),
+        immutable: Some(true),
+        data: Some(
+            [
+                (
+                    "url".to_owned(),
+                    "postgres://{{ .username }}:{{ index . \"password\" | upper }}@db".to_owned(),
+                ),
+                ("password".to_owned(), "{{ .password | b64enc }}".to_owned()),
+            ]
+            .into(),
+        ),
+    });
+    ssa.create(&pp, &ss).await?;
+    wait_synced(&ssa, "creds", "True").await;
+    let secret = secrets.get("creds").await?;
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    assert_eq!(secret.immutable, Some(true));
+    assert_eq!(secret.labels().get("app").map(String::as_str), Some("db"));
+    assert_eq!(
+        data(&secrets, "creds").await,
+        map(&[("username", b"admin"), ("password", b"cHc="), ("url", b"postgres://admin:PW@db")]),
+        "a templated key overrides the item of the same name"
+    );
+    let first_uid = secret.uid();
+
+    // Changing an immutable Secret's content means delete + create.
+    let mut next = ssa.get("creds").await?;
+    next.spec.template.as_mut().unwrap().data = None;
+    ssa.replace("creds", &pp, &next).await?;
+    wait_synced(&ssa, "creds", "True").await;
+    let secret = secrets.get("creds").await?;
+    assert_ne!(secret.uid(), first_uid, "recreated");
+    assert_eq!(data(&secrets, "creds").await, map(&[("username", b"admin"), ("password", b"pw")]));
+
+    // An unsupported template is a clear status error, without any value in it.
+    let mut bad =
+        sealed(ns.name(), "bad-template", Scope::Strict, key.public_key(), &[("password", b"hunter2")], None);
+    bad.spec.template = Some(SecretTemplateSpec {
+        data: Some([("x".into(), "{{ .password | sha256sum }}".into())].into()),
+        ..Default::default()
+    });
+    ssa.create(&pp, &bad).await?;
+    let failed = wait_synced(&ssa, "bad-template", "False").await;
+    let message = failed.synced_condition().and_then(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("spec.template.data[\"x\"]") && message.contains("sha256sum"), "{message}");
+    assert!(!message.contains("hunter2"));
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn drift_is_repaired_on_resync() -> TestResult {
+    let (ns, key, running) = setup("drift").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let ss = sealed(ns.name(), "app", Scope::Strict, key.public_key(), &[("token", b"t0k")], None);
+    ssa.create(&PostParams::default(), &ss).await?;
+    wait_synced(&ssa, "app", "True").await;
+
+    let edit = serde_json::json!({"data": {"token": "ZWRpdGVk", "extra": "eA=="}});
+    secrets.patch("app", &PatchParams::default(), &Patch::Merge(&edit)).await?;
+    poll("edited Secret restored", TIMEOUT, || async {
+        let d = data(&secrets, "app").await;
+        Ok((d == map(&[("token", b"t0k")])).then_some(()))
+    })
+    .await?;
+
+    secrets.delete("app", &DeleteParams::default()).await?;
+    poll("deleted Secret recreated", TIMEOUT, || async {
+        Ok(secrets.get_opt("app").await.ok().flatten().map(|_| ()))
+    })
+    .await?;
+    assert_eq!(data(&secrets, "app").await, map(&[("token", b"t0k")]));
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn verify_and_rotate_endpoints_read_scope_from_own_metadata_only() -> TestResult {
+    let (ns, key, running) = setup("http-api").await;
+    let n = ns.name();
+    poll("ready", TIMEOUT, || async {
+        Ok(running.handles.ready.load(std::sync::atomic::Ordering::SeqCst).then_some(()))
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let cert = http.get(running.url("/v1/cert.pem")).send().await?;
+    assert_eq!(cert.status(), 200);
+    let cert = Certificate::from_pem(&cert.bytes().await?)?;
+    assert_eq!(cert.fingerprint(), key.fingerprint());
+    assert_eq!(http.get(running.url("/healthz")).send().await?.text().await?, "ok");
+
+    let good = sealed(n, "db", Scope::Strict, key.public_key(), &[("a", b"x")], None);
+    let post = |path: &str, body: String| http.post(running.url(path)).body(body).send();
+    assert_eq!(post("/v1/verify", serde_json::to_string(&good)?).await?.status(), 200);
+    let wrong = sealed(n, "db", Scope::Strict, key.public_key(), &[("a", b"x")], Some((n, "other")));
+    assert_eq!(post("/v1/verify", serde_json::to_string(&wrong)?).await?.status(), 409);
+    assert_eq!(post("/v1/verify", "{not json".into()).await?.status(), 400);
+
+    // The CVE-2026-22728 attack: a strict SealedSecret posted with a cluster-wide annotation in its template.
+    let mut smuggled = good.clone();
+    smuggled.spec.template = Some(SecretTemplateSpec {
+        metadata: Some(ObjectMeta {
+            annotations: Some(
+                [(arcseal_crypto::CLUSTER_WIDE_ANNOTATION.to_owned(), "true".to_owned())].into(),
+            ),
+            ..ObjectMeta::default()
+        }),
+        ..SecretTemplateSpec::default()
+    });
+    let rotated = post("/v1/rotate", serde_json::to_string(&smuggled)?).await?;
+    assert_eq!(rotated.status(), 200);
+    let rotated: SealedSecret = serde_json::from_slice(&rotated.bytes().await?)?;
+    let value = &rotated.spec.encrypted_data["a"];
+    assert_ne!(value, &good.spec.encrypted_data["a"], "re-sealed");
+    let ring = arcseal_crypto::KeyRing::new(vec![key.clone()]);
+    assert_eq!(
+        ring.open_value(&Scope::Strict.encryption_label(n, "db"), value, None)?.plaintext.as_bytes(),
+        b"x"
+    );
+    assert!(ring.open_value(b"", value, None).is_err(), "rotate must not widen the scope to cluster-wide");
+    // And a strict value with a cluster-wide claim in the template does not open as cluster-wide either.
+    let mut claimed =
+        sealed(n, "db", Scope::Strict, key.public_key(), &[("a", b"x")], Some(("else", "where")));
+    claimed.spec.template = smuggled.spec.template.clone();
+    assert_eq!(post("/v1/rotate", serde_json::to_string(&claimed)?).await?.status(), 409);
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+fn fixtures() -> std::path::PathBuf {
+    let dir = std::env::var_os("ARCSEAL_FIXTURES").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sealed-secrets")
+    });
+    assert!(dir.is_dir(), "interop fixtures not found at {} (set ARCSEAL_FIXTURES)", dir.display());
+    dir
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixtures().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[tokio::test]
+async fn adopts_sealed_secrets_key_secrets_and_sealed_secrets() -> TestResult {
+    let ns = TestNamespace::new("fixtures").await?;
+    let client = ns.client();
+    k8s::apply_crd(&client, &unseal::crd::crd_yaml()).await?;
+    // The fixtures are sealed for team-a/db-credentials; this binary's cluster is private, so take that namespace.
+    let team_a = Namespace {
+        metadata: ObjectMeta { name: Some("team-a".into()), ..ObjectMeta::default() },
+        ..Namespace::default()
+    };
+    match Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &team_a).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    for bits in [4096, 2048] {
+        let mut key_secret: Secret = serde_saphyr::from_str(&fixture(&format!("key-secret-{bits}.yaml")))?;
+        key_secret.metadata.namespace = Some(ns.name().to_owned());
+        ns.api::<Secret>().create(&PostParams::default(), &key_secret).await?;
+    }
+    let running = start(client.clone(), config(ns.name(), &[ns.name(), "team-a"])).await;
+
+    let vectors: BTreeMap<String, Vec<u8>> = fixture("vectors.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let ct = v.get("ciphertext")?.as_str()?.to_owned();
+            let pt = arcseal_crypto::decode_base64(v.get("plaintext_b64")?.as_str()?).ok()?;
+            Some((ct, pt))
+        })
+        .collect();
+    // (fixture, namespace, name): strict as sealed; the wider scopes moved to prove the scope is honoured.
+    let placements = [
+        ("sealedsecret-strict-4096.yaml", "team-a", "db-credentials"),
+        ("sealedsecret-namespace-wide-4096.yaml", "team-a", "renamed-nw-4096"),
+        ("sealedsecret-namespace-wide-2048.yaml", "team-a", "renamed-nw-2048"),
+        ("sealedsecret-cluster-wide-4096.yaml", ns.name(), "moved-cw-4096"),
+        ("sealedsecret-cluster-wide-2048.yaml", ns.name(), "moved-cw-2048"),
+    ];
+    let mut created = Vec::new();
+    for (file, namespace, name) in placements {
+        let mut ss: SealedSecret = serde_saphyr::from_str(&fixture(file))?;
+        ss.metadata.namespace = Some(namespace.to_owned());
+        ss.metadata.name = Some(name.to_owned());
+        let api = Api::<SealedSecret>::namespaced(client.clone(), namespace);
+        let _ = api.delete(name, &DeleteParams::default()).await;
+        api.create(&PostParams::default(), &ss).await?;
+        created.push((ss, namespace, name));
+    }
+    for (ss, namespace, name) in &created {
+        let api = Api::<SealedSecret>::namespaced(client.clone(), namespace);
+        wait_synced(&api, name, "True").await;
+        let secret = Api::<Secret>::namespaced(client.clone(), namespace).get(name).await?;
+        let got: BTreeMap<String, Vec<u8>> =
+            secret.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        assert_eq!(got["binary"], (0..=255u8).collect::<Vec<_>>(), "{name}");
+        assert!(got["empty"].is_empty(), "{name}");
+        for (item, value) in &ss.spec.encrypted_data {
+            if let Some(expected) = vectors.get(value) {
+                assert_eq!(&got[item], expected, "{name}/{item}");
+            }
+        }
+        assert_eq!(secret.labels().get("app").map(String::as_str), Some("db"), "template labels");
+        assert_eq!(secret.metadata.name.as_deref(), Some(*name), "template name ignored");
+    }
+    // The 2048-bit strict fixture, sealed for team-a/db-credentials, does not open under another name.
+    let mut ss: SealedSecret = serde_saphyr::from_str(&fixture("sealedsecret-strict-2048.yaml"))?;
+    ss.metadata.namespace = Some("team-a".into());
+    ss.metadata.name = Some("not-db-credentials".into());
+    let api = Api::<SealedSecret>::namespaced(client.clone(), "team-a");
+    let _ = api.delete("not-db-credentials", &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &ss).await?;
+    wait_synced(&api, "not-db-credentials", "False").await;
+    assert_eq!(running.handles.keys.snapshot().keys().len(), 2, "both fixture keys adopted, none generated");
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
