@@ -25,16 +25,28 @@ const MAX_CERT_BYTES: u64 = 1 << 20;
 /// Reads every private key in `path`: a PEM file, or a YAML/JSON key Secret backup (one Secret,
 /// several documents, or a `v1` List).
 pub fn private_keys_from_file(path: &Path) -> Result<Vec<PrivateKey>> {
-    private_keys_from_source(&Source::read(Some(path))?)
+    Ok(key_pairs_from_file(path)?.into_iter().map(|(key, _)| key).collect())
+}
+
+/// Reads every private key in `path` with its certificate when the file has one (a key Secret's
+/// `tls.crt`, or a CERTIFICATE block next to a PEM key).
+pub fn key_pairs_from_file(path: &Path) -> Result<Vec<(PrivateKey, Option<Certificate>)>> {
+    key_pairs_from_source(&Source::read(Some(path))?)
 }
 
 /// Reads every private key in an already read source.
 pub fn private_keys_from_source(source: &Source) -> Result<Vec<PrivateKey>> {
+    Ok(key_pairs_from_source(source)?.into_iter().map(|(key, _)| key).collect())
+}
+
+/// Reads every private key, with its certificate when there is one, in an already read source.
+pub fn key_pairs_from_source(source: &Source) -> Result<Vec<(PrivateKey, Option<Certificate>)>> {
     let at = source.location();
     if source.bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let key =
-            PrivateKey::from_pem(&source.bytes).map_err(|e| Error::Key { at: Box::new(at.clone()), source: e })?;
-        return Ok(vec![key]);
+        let key = PrivateKey::from_pem(&source.bytes)
+            .map_err(|e| Error::Key { at: Box::new(at.clone()), source: e })?;
+        let cert = Certificate::from_pem(&source.bytes).ok().filter(|c| c.fingerprint() == key.fingerprint());
+        return Ok(vec![(key, cert)]);
     }
     let mut keys = Vec::new();
     for doc in input::documents(source)? {
@@ -58,7 +70,15 @@ pub fn private_keys_from_source(source: &Source) -> Result<Vec<PrivateKey>> {
             arcseal_crypto::decode_base64(encoded)
                 .map_err(|_| Error::input(&at, "tls.key is not valid base64"))?,
         );
-        keys.push(PrivateKey::from_pem(&pem).map_err(|e| Error::Key { at: Box::new(at), source: e })?);
+        let key = PrivateKey::from_pem(&pem).map_err(|e| Error::Key { at: Box::new(at), source: e })?;
+        let cert = value
+            .get("data")
+            .and_then(|d| d.get("tls.crt"))
+            .and_then(Value::as_str)
+            .and_then(|c| arcseal_crypto::decode_base64(c).ok())
+            .and_then(|pem| Certificate::from_pem(&pem).ok())
+            .filter(|c| c.fingerprint() == key.fingerprint());
+        keys.push((key, cert));
     }
     if keys.is_empty() {
         return Err(Error::input(&at, "holds no private key"));
@@ -108,8 +128,9 @@ fn fetch(url: &str) -> Result<Vec<u8>> {
 /// The key Secret the sealed-secrets controller would keep for `key`: `kubernetes.io/tls`, label
 /// `active`, named `sealed-secrets-key<first 5 hex digits of the fingerprint>` like its generateName.
 pub fn key_secret(key: &PrivateKey, cert: &Certificate, namespace: &str) -> Result<SecretOutput> {
-    let pem =
-        key.to_pkcs1_pem().map_err(|e| Error::Key { at: Box::new(Location::source("generated key")), source: e })?;
+    let pem = key
+        .to_pkcs1_pem()
+        .map_err(|e| Error::Key { at: Box::new(Location::source("generated key")), source: e })?;
     let mut data = BTreeMap::new();
     data.insert(
         "tls.crt".to_owned(),

@@ -15,6 +15,8 @@ pub mod keys;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod output;
+pub mod repo;
+pub mod rotate;
 pub mod seal;
 pub mod unseal;
 pub mod validate;

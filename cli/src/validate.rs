@@ -60,8 +60,39 @@ pub struct Checks<'a> {
     pub cert: Option<&'a Certificate>,
     /// Private keys: every item must open.
     pub keys: Option<&'a KeyRing>,
-    /// "Now", for expiry.
-    pub now: Option<SystemTime>,
+}
+
+/// JUnit XML: one test case per SealedSecret (named by its location), failing on its errors.
+pub fn junit_xml(cases: &[(String, Vec<Problem>)]) -> String {
+    let failed = cases.iter().filter(|(_, p)| p.iter().any(|p| p.severity == Severity::Error)).count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"arcseal validate\" tests=\"{}\" failures=\"{failed}\">\n",
+        cases.len()
+    );
+    for (name, problems) in cases {
+        xml.push_str(&format!("  <testcase classname=\"sealedsecrets\" name=\"{}\">", escape(name)));
+        let errors: Vec<&Problem> = problems.iter().filter(|p| p.severity == Severity::Error).collect();
+        if !errors.is_empty() {
+            let text: Vec<String> = errors.iter().map(|p| p.to_string()).collect();
+            xml.push_str(&format!(
+                "\n    <failure message=\"{}\">{}</failure>\n  ",
+                escape(&errors[0].message),
+                escape(&text.join("\n"))
+            ));
+        }
+        let warnings: Vec<String> =
+            problems.iter().filter(|p| p.severity == Severity::Warning).map(|p| p.to_string()).collect();
+        if !warnings.is_empty() {
+            xml.push_str(&format!("\n    <system-out>{}</system-out>\n  ", escape(&warnings.join("\n"))));
+        }
+        xml.push_str("</testcase>\n");
+    }
+    xml.push_str("</testsuite>\n</testsuites>\n");
+    xml
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Checks the certificate itself once.

@@ -45,6 +45,7 @@
 
 mod cert;
 mod error;
+mod generate;
 pub mod jwk;
 mod keys;
 mod pem;
@@ -56,6 +57,7 @@ mod wycheproof_tests;
 
 pub use cert::{Certificate, CertificateParams, DEFAULT_CERT_VALIDITY};
 pub use error::{CertError, DecryptError, EncryptError, KeyError, ValueError};
+pub use generate::random_string;
 pub use keys::{DEFAULT_KEY_BITS, Fingerprint, KeyRing, Opened, PrivateKey, PublicKey, SUPPORTED_KEY_BITS};
 pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope, ScopeParseError};
 #[doc(hidden)]

@@ -22,6 +22,8 @@ pub enum Command {
     Unseal(UnsealArgs),
     /// Check SealedSecret manifests offline: structure, values, scope, certificate, keys.
     Validate(ValidateArgs),
+    /// Re-seal every SealedSecret under a path to the newest key, editing only the changed values.
+    Rotate(RotateArgs),
     /// Generate a sealing key pair and the controller's self-signed certificate.
     Keygen(KeygenArgs),
     /// Show a sealing certificate: fingerprint, subject, validity.
@@ -111,14 +113,44 @@ pub struct UnsealArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// SealedSecret manifests; none reads stdin. Other kinds of documents are skipped.
-    #[arg(value_name = "FILE")]
+    /// Files or directories (searched for *.yaml, *.yml, *.json); none reads stdin. Other kinds of
+    /// documents are skipped.
+    #[arg(value_name = "PATH")]
     pub files: Vec<PathBuf>,
+    /// Also write the result as JUnit XML (one test case per SealedSecret) for CI systems.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub cert: CertSource,
     /// Private keys (PEM or key Secret backups): also check that every item opens.
     #[arg(long = "private-key", value_delimiter = ',', value_name = "FILE")]
     pub private_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Repository directory or file to rotate.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// Private keys that open the current values, including the newest: PEM files or the controller's
+    /// key Secret backup (Secret or v1 List). Repeatable.
+    #[arg(long = "private-key", value_delimiter = ',', required = true, value_name = "FILE")]
+    pub private_keys: Vec<PathBuf>,
+    /// Certificate to rotate to; default: the newest certificate (by NotBefore) among the key backups.
+    #[command(flatten)]
+    pub cert: CertSource,
+    /// Also give new random values to items named in the `arcseal.dev/generate` annotation.
+    #[arg(long)]
+    pub rotate_values: bool,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Create this git branch and commit the rotation on it (the pipeline opens the pull request).
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Write a JSON report of every item for the pipeline.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

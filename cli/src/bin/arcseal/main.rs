@@ -21,7 +21,7 @@ use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey, Scope}
 use clap::{CommandFactory, Parser};
 use zeroize::Zeroizing;
 
-use crate::cli::{CertArgs, Cli, Command, KeygenArgs, SealArgs, UnsealArgs, ValidateArgs};
+use crate::cli::{CertArgs, Cli, Command, KeygenArgs, RotateArgs, SealArgs, UnsealArgs, ValidateArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seal(args) => seal(args),
         Command::Unseal(args) => unseal(args),
         Command::Validate(args) => validate(args),
+        Command::Rotate(args) => rotate(args),
         Command::Keygen(args) => keygen(args),
         Command::Cert(args) => cert(args),
         Command::Completion { shell } => {
@@ -171,32 +172,203 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
         problems.extend(validate::check_certificate(c, &Location::source(spec), now));
     }
-    let sources: Vec<Option<&Path>> = if args.files.is_empty() {
-        vec![None]
-    } else {
-        args.files.iter().map(|p| Some(p.as_path())).collect()
-    };
-    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), now: Some(now) };
-    let mut checked = 0;
-    for path in sources {
-        let source = Source::read(path)?;
+    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref() };
+    let mut cases = Vec::new();
+    if args.files.is_empty() {
+        let source = Source::read(None)?;
         match input::documents(&source) {
             Ok(docs) => {
-                for doc in &docs {
-                    checked +=
-                        usize::from(doc.value.0.get("kind").and_then(|k| k.as_str()) == Some("SealedSecret"));
-                    problems.extend(validate::check_document(doc, &checks));
+                for doc in docs.iter().filter(|d| is_sealed_secret(&d.value.0)) {
+                    let found = validate::check_document(doc, &checks);
+                    cases.push((doc.at.to_string(), found.clone()));
+                    problems.extend(found);
                 }
             }
             Err(e) => problems.push(validate::Problem::from_error(&source.location(), &e)),
+        }
+    } else {
+        for root in &args.files {
+            for path in arcseal::repo::manifest_files(root)? {
+                validate_file(&path, &checks, &mut problems, &mut cases);
+            }
         }
     }
     for p in &problems {
         println!("{p}");
     }
     let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
-    eprintln!("{checked} SealedSecret(s) checked: {errors} error(s), {} warning(s)", problems.len() - errors);
+    eprintln!(
+        "{} SealedSecret(s) checked: {errors} error(s), {} warning(s)",
+        cases.len(),
+        problems.len() - errors
+    );
+    if let Some(path) = &args.junit {
+        output::write_atomic(path, validate::junit_xml(&cases).as_bytes(), None)?;
+    }
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn is_sealed_secret(value: &serde_json::Value) -> bool {
+    value.get("kind").and_then(|k| k.as_str()) == Some(arcseal::manifest::KIND)
+}
+
+/// Checks every SealedSecret of one repository file, pointing each problem at its item's line.
+fn validate_file(
+    path: &Path,
+    checks: &Checks<'_>,
+    problems: &mut Vec<validate::Problem>,
+    cases: &mut Vec<(String, Vec<validate::Problem>)>,
+) {
+    let file = match arcseal::repo::ManifestFile::read(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return problems
+                .push(validate::Problem::from_error(&Location::source(path.display().to_string()), &e));
+        }
+    };
+    for d in 0..file.chunks.len() {
+        let at = file.location(d);
+        let chunk = file.chunks[d];
+        let value = match file.parse(d) {
+            Ok(v) => v,
+            Err(e) if file.text()[chunk.start..chunk.end].contains(arcseal::manifest::KIND) => {
+                let p = validate::Problem::from_error(&at, &e);
+                cases.push((at.to_string(), vec![p.clone()]));
+                problems.push(p);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if !is_sealed_secret(&value.0) {
+            continue;
+        }
+        let doc = input::Document { at: at.clone(), value };
+        let mut found = validate::check_document(&doc, checks);
+        for p in &mut found {
+            if let Some(line) =
+                p.at.item.as_deref().and_then(|item| file.line_of(d, Some("encryptedData"), item))
+            {
+                p.at.source = format!("{}:{line}", file.path.display());
+            }
+        }
+        cases.push((at.to_string(), found.clone()));
+        problems.extend(found);
+    }
+}
+
+fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let mut ring = KeyRing::default();
+    let mut certs = Vec::new();
+    for path in &args.private_keys {
+        for (key, cert) in keys::key_pairs_from_file(path)? {
+            ring.insert(key);
+            certs.extend(cert);
+        }
+    }
+    let target = match args.cert.cert.as_deref() {
+        Some(spec) => sealing_certificate(Some(spec))?,
+        None => certs
+            .into_iter()
+            .max_by_key(|c| c.not_before())
+            .context("no certificate to rotate to: pass --cert, or key Secret backups that carry tls.crt")?,
+    };
+    if target.is_expired_at(SystemTime::now()) {
+        bail!(
+            "the newest certificate (sha256:{}) has expired; the controller renews keys, fetch its current one",
+            target.fingerprint()
+        );
+    }
+    let files = arcseal::repo::manifest_files(&args.path)?;
+    let options = arcseal::rotate::RotateOptions { target, keys: ring, rotate_values: args.rotate_values };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = |done: usize, total: usize| {
+        if terminal && (done == total || done.is_multiple_of(16)) {
+            let width = 30 * done / total.max(1);
+            eprint!("\rrotate [{}{}] {done}/{total} items", "#".repeat(width), " ".repeat(30 - width));
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let plan = arcseal::rotate::plan(&files, &options, &progress)?;
+    let changed = plan.changed().count();
+    if let Some(path) = &args.report {
+        let report = serde_json::json!({
+            "target": plan.target,
+            "dryRun": args.dry_run,
+            "changedFiles": plan.changes.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
+            "rotated": changed,
+            "current": plan.items.len() - changed,
+            "items": plan.items,
+        });
+        output::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes(), None)?;
+    }
+    if changed == 0 {
+        eprintln!("nothing to rotate: all {} item(s) are sealed with {}", plan.items.len(), plan.target);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.dry_run {
+        print!("{}", plan.commit_message());
+        eprintln!("dry run: nothing written");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let repo = match &args.branch {
+        Some(branch) => Some(git_prepare(&args.path, branch, &plan)?),
+        None => None,
+    };
+    arcseal::rotate::apply(&plan)?;
+    if let (Some(root), Some(branch)) = (repo, &args.branch) {
+        git_commit(&root, &plan)?;
+        eprintln!("committed on branch {branch}");
+    }
+    eprintln!("rotated {changed} item(s) in {} file(s) to {}", plan.changes.len(), plan.target);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out =
+        std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("running git")?;
+    if !out.status.success() {
+        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Checks the files to change have no uncommitted edits (they would be swept into the commit), then
+/// creates the branch.
+fn git_prepare(
+    path: &Path,
+    branch: &str,
+    plan: &arcseal::rotate::Plan,
+) -> anyhow::Result<std::path::PathBuf> {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    let root = std::path::PathBuf::from(git(&dir, &["rev-parse", "--show-toplevel"])?);
+    let mut status = vec!["status", "--porcelain", "--"];
+    let files: Vec<String> = plan.changes.iter().map(|(p, _)| p.display().to_string()).collect();
+    status.extend(files.iter().map(String::as_str));
+    let dirty = git(&dir, &status)?;
+    if !dirty.is_empty() {
+        bail!("uncommitted changes in files rotate would change; commit or stash them first:\n{dirty}");
+    }
+    git(&dir, &["checkout", "-b", branch])?;
+    Ok(root)
+}
+
+fn git_commit(root: &Path, plan: &arcseal::rotate::Plan) -> anyhow::Result<()> {
+    let files: Vec<String> = plan
+        .changes
+        .iter()
+        .map(|(p, _)| std::fs::canonicalize(p).map(|p| p.display().to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut add = vec!["add", "--"];
+    add.extend(files.iter().map(String::as_str));
+    git(root, &add)?;
+    git(root, &["commit", "--quiet", "-m", &plan.commit_message()])?;
+    Ok(())
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
