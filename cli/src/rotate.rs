@@ -236,7 +236,11 @@ pub fn plan(
         });
         if let Some(new_value) = new_value {
             let at = Location::source(format!("{}:{}", file.path.display(), job.line)).item(&job.item);
-            edits.entry((job.file, job.doc)).or_default().push(Edit { old: job.value.clone(), new: new_value, at });
+            edits.entry((job.file, job.doc)).or_default().push(Edit {
+                old: job.value.clone(),
+                new: new_value,
+                at,
+            });
         }
     }
     for (f, file) in files.iter().enumerate() {

@@ -132,7 +132,11 @@ pub fn seal_bytes(key: &PublicKey, label: &[u8], plaintext: &[u8]) -> Result<Vec
 }
 
 /// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of `message` (the session key) under `label`.
-pub(crate) fn rsa_oaep_encrypt(key: &PublicKey, label: &[u8], message: &[u8]) -> Result<Vec<u8>, EncryptError> {
+pub(crate) fn rsa_oaep_encrypt(
+    key: &PublicKey,
+    label: &[u8],
+    message: &[u8],
+) -> Result<Vec<u8>, EncryptError> {
     let mut out = vec![0u8; key.modulus_len()];
     let written = key
         .oaep()
@@ -219,7 +223,11 @@ pub mod hazmat {
     }
 
     /// One RSA-OAEP-SHA256 decryption.
-    pub fn rsa_oaep_decrypt_session_key(key: &PrivateKey, label: &[u8], ct: &[u8]) -> Result<usize, DecryptError> {
+    pub fn rsa_oaep_decrypt_session_key(
+        key: &PrivateKey,
+        label: &[u8],
+        ct: &[u8],
+    ) -> Result<usize, DecryptError> {
         rsa_oaep_decrypt(key, label, ct).map(|k| k.len())
     }
 
