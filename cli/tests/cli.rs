@@ -1,29 +1,14 @@
 //! Drives the real `arcseal` binary: seal, unseal, merge, raw, validate, keygen, errors.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey};
+use common::arcseal;
 use serde_json::Value;
 
-fn arcseal(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arcseal"))
-        .args(args)
-        .env_remove("SEALED_SECRETS_CERT")
-        .env("KUBECONFIG", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    // The command may exit before reading its input (a refused certificate): a broken pipe is fine.
-    let _ = pipe.write_all(stdin.unwrap_or_default());
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
+mod common;
 
 fn ok(out: &Output) -> String {
     assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));

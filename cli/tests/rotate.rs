@@ -7,19 +7,10 @@ use std::time::Duration;
 use arcseal_crypto::{KeyRing, PrivateKey, Scope};
 use serde_json::Value;
 
+mod common;
+
 fn arcseal(args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arcseal"))
-        .args(args)
-        .env_remove("SEALED_SECRETS_CERT")
-        .env("KUBECONFIG", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes());
-    child.wait_with_output().unwrap()
+    common::arcseal(args, stdin.map(str::as_bytes))
 }
 
 fn ok(out: Output) -> (String, String) {
