@@ -2,161 +2,20 @@
 //! its own client) scoped to its own namespace, with keys stored as sealed-secrets stores them.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use arcseal_controller::unseal::crd::{SealedSecret, SealedSecretSpec, SecretTemplateSpec};
-use arcseal_controller::unseal::keys::{self, KeyPolicy};
-use arcseal_controller::unseal::{self, Config, Handles};
-use arcseal_crypto::{Certificate, CertificateParams, PrivateKey, PublicKey, Scope};
+use arcseal_controller::unseal::crd::{SealedSecret, SecretTemplateSpec};
+use arcseal_controller::unseal::{self};
+use arcseal_crypto::{Certificate, Scope};
 use arcseal_tests::k8s::{self, TestNamespace, poll};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use tokio::sync::oneshot;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
-const TIMEOUT: Duration = Duration::from_secs(45);
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-struct Running {
-    handles: Handles,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.handles.http_addr.expect("HTTP API bound"))
-    }
-}
-
-fn config(key_namespace: &str, watch: &[&str]) -> Config {
-    Config {
-        keys: KeyPolicy {
-            namespace: key_namespace.to_owned(),
-            bits: 2048,
-            ttl: arcseal_crypto::DEFAULT_CERT_VALIDITY,
-            renew_period: Duration::ZERO,
-            cutoff: None,
-            common_name: String::new(),
-        },
-        watch_namespaces: watch.iter().map(|s| (*s).to_owned()).collect(),
-        workers: 4,
-        resync: Duration::from_secs(2),
-        listen_addr: Some("127.0.0.1:0".parse().unwrap()),
-        metrics_addr: None,
-        rate_limit: 100.0,
-        rate_limit_burst: 100,
-        leader_election: None,
-        instance: "test".into(),
-    }
-}
-
-async fn start(client: Client, config: Config) -> Running {
-    let (tx, rx) = oneshot::channel();
-    let (handles, task) = unseal::start(client, config, async move {
-        let _ = rx.await;
-    })
-    .await
-    .expect("controller starts");
-    Running { handles, stop: Some(tx), task }
-}
-
-fn new_key() -> (PrivateKey, Certificate) {
-    let key = PrivateKey::generate(2048).unwrap();
-    let params = CertificateParams {
-        common_name: String::new(),
-        not_before: SystemTime::now(),
-        validity: Duration::from_secs(3600),
-    };
-    let cert = Certificate::self_signed(&key, &params).unwrap();
-    (key, cert)
-}
-
-async fn store_key(client: &Client, ns: &str, key: &PrivateKey, cert: &Certificate) -> String {
-    let secret = keys::key_secret(key, cert, ns).unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap()
-        .name_any()
-}
-
-async fn setup(test: &str) -> (TestNamespace, PrivateKey, Running) {
-    let ns = TestNamespace::new(test).await.unwrap();
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await.unwrap();
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
-    let running = start(ns.client(), config(ns.name(), &[ns.name()])).await;
-    (ns, key, running)
-}
-
-fn sealed(
-    ns: &str,
-    name: &str,
-    scope: Scope,
-    key: &PublicKey,
-    items: &[(&str, &[u8])],
-    sealed_for: Option<(&str, &str)>,
-) -> SealedSecret {
-    let (label_ns, label_name) = sealed_for.unwrap_or((ns, name));
-    let label = scope.encryption_label(label_ns, label_name);
-    let mut ss = SealedSecret::new(
-        name,
-        SealedSecretSpec {
-            encrypted_data: items
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), arcseal_crypto::seal(key, &label, v).unwrap()))
-                .collect(),
-            ..SealedSecretSpec::default()
-        },
-    );
-    ss.metadata.namespace = Some(ns.to_owned());
-    if let Some((k, v)) = scope.annotation() {
-        ss.metadata.annotations = Some([(k.to_owned(), v.to_owned())].into());
-    }
-    ss
-}
-
-/// Waits until the controller has acted on the current generation and `Synced` is `status`.
-async fn wait_synced(api: &Api<SealedSecret>, name: &str, status: &str) -> SealedSecret {
-    poll(&format!("SealedSecret {name} Synced={status}"), TIMEOUT, || async {
-        let ss = api.get(name).await.map_err(|e| k8s::Error::Kube { what: "get".into(), source: e })?;
-        let observed = ss.status.as_ref().and_then(|s| s.observed_generation);
-        let done =
-            observed == ss.metadata.generation && ss.synced_condition().is_some_and(|c| c.status == status);
-        Ok(done.then_some(ss))
-    })
-    .await
-    .unwrap()
-}
-
-async fn data(api: &Api<Secret>, name: &str) -> BTreeMap<String, Vec<u8>> {
-    api.get(name).await.unwrap().data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()
-}
-
-fn map(pairs: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect()
-}
-
-async fn events(client: &Client, ns: &str, name: &str) -> Vec<(String, String)> {
-    let list = Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap();
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
-}
+mod controller_common;
+use controller_common::*;
 
 #[tokio::test]
 async fn create_then_update_renamed_and_added_items() -> TestResult {

@@ -209,6 +209,12 @@ pub struct KeyPolicy {
 /// When the next key is due, given the newest key's NotBefore. `None`: no renewal planned.
 pub fn next_renewal(policy: &KeyPolicy, newest: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
     let Some(newest) = newest else { return Some(now) };
+    // Certificates carry whole seconds: a key made right at a sub-second cutoff has NotBefore = floor(cutoff).
+    let cutoff = policy.cutoff.map(|c| {
+        let since = c.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs())
+    });
+    let policy = &KeyPolicy { cutoff, ..policy.clone() };
     if let Some(cutoff) = policy.cutoff
         && newest < cutoff
         && cutoff <= now
@@ -258,13 +264,17 @@ pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, S
 pub async fn watch(
     client: Client,
     namespace: String,
+    watch_timeout: Option<u32>,
     store: Arc<KeyStore>,
     ready: tokio_watch::Sender<bool>,
 ) {
     let api = Api::<Secret>::namespaced(client, &namespace);
-    let labelled = watcher(api.clone(), watcher::Config::default().labels(KEY_LABEL)).map(|e| (0usize, e));
-    let legacy = watcher(api, watcher::Config::default().fields(&format!("metadata.name={LEGACY_KEY_NAME}")))
-        .map(|e| (1, e));
+    let wc = || match watch_timeout {
+        Some(t) => watcher::Config::default().timeout(t),
+        None => watcher::Config::default(),
+    };
+    let labelled = watcher(api.clone(), wc().labels(KEY_LABEL)).map(|e| (0usize, e));
+    let legacy = watcher(api, wc().fields(&format!("metadata.name={LEGACY_KEY_NAME}"))).map(|e| (1, e));
     let mut events = futures::stream::select(labelled.boxed(), legacy.boxed());
     // Per stream: the Secrets by name, and whether its initial list is complete.
     let mut seen: [BTreeMap<String, Secret>; 2] = [BTreeMap::new(), BTreeMap::new()];
@@ -342,6 +352,9 @@ mod tests {
         assert_eq!(next_renewal(&policy(0, Some(t0 + h(1))), Some(t0), t0 + h(2)), Some(t0 + h(2)));
         // A future cutoff before the period ends: renew at the cutoff.
         assert_eq!(next_renewal(&policy(720, Some(t0 + h(5))), Some(t0), t0), Some(t0 + h(5)));
+        // A key made within the cutoff's second satisfies it (NotBefore has whole seconds).
+        let sub_second = t0 + h(5) + Duration::from_millis(700);
+        assert_eq!(next_renewal(&policy(0, Some(sub_second)), Some(t0 + h(5)), t0 + h(6)), None);
         // A cutoff older than the newest key is satisfied.
         assert_eq!(next_renewal(&policy(720, Some(t0 - h(5))), Some(t0), t0), Some(t0 + h(720)));
     }

@@ -13,6 +13,7 @@
 //! | `keys` (arcseal, gauge) | |
 //! | `rsa_operations_total` (arcseal) | |
 //! | `is_leader` (arcseal, gauge) | |
+//! | `watch_errors_total` (arcseal) | `code` (410: the watch relisted) |
 
 use std::sync::atomic::AtomicU64;
 
@@ -69,6 +70,11 @@ pub struct HttpDurationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -87,6 +93,7 @@ pub struct Metrics {
     /// `http_request_duration_seconds`.
     pub http_duration: Family<HttpDurationLabels, Histogram>,
     reconcile_duration: Family<ResultLabel, Histogram>,
+    watch_errors: Family<CodeLabel, Counter>,
     /// `keys`: the number of private keys loaded.
     pub keys: Gauge,
     /// `is_leader`.
@@ -137,6 +144,12 @@ impl Metrics {
             "Time to reconcile one SealedSecret (arcseal)",
             reconcile_duration.clone(),
         );
+        let watch_errors = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Watch errors of the SealedSecret and Secret watches by HTTP code, 410 = relisted (arcseal)",
+            watch_errors.clone(),
+        );
         let keys = Gauge::default();
         registry.register("keys", "Private keys loaded (arcseal)", keys.clone());
         let is_leader = Gauge::default();
@@ -159,6 +172,7 @@ impl Metrics {
             http_requests,
             http_duration,
             reconcile_duration,
+            watch_errors,
             keys,
             is_leader,
             rsa_operations,
@@ -170,6 +184,11 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&ResultLabel { result: if ok { "ok" } else { "error" } })
             .observe(seconds);
+    }
+
+    /// Counts a watch error (`code` 0 when it was not an HTTP status).
+    pub fn watch_error(&self, code: u16) {
+        self.watch_errors.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// Counts an unseal error.

@@ -64,6 +64,10 @@ pub struct Config {
     pub leader_election: Option<LeaderConfig>,
     /// The `reportingInstance` of events (pod name).
     pub instance: String,
+    /// Server-side timeout of each watch request in seconds (`None`: kube's default, 290 s). Each timeout resumes
+    /// the watch from the last resourceVersion seen, which gets 410 Gone once etcd has compacted it; the watchers
+    /// then relist.
+    pub watch_timeout: Option<u32>,
 }
 
 /// Why the controller stopped.
@@ -141,7 +145,13 @@ pub async fn start(
     }
 
     let (keys_tx, keys_rx) = watch::channel(false);
-    tokio::spawn(keys::watch(client.clone(), config.keys.namespace.clone(), store.clone(), keys_tx));
+    tokio::spawn(keys::watch(
+        client.clone(),
+        config.keys.namespace.clone(),
+        config.watch_timeout,
+        store.clone(),
+        keys_tx,
+    ));
 
     let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());
     if let Some(lc) = config.leader_election.clone() {
@@ -292,7 +302,7 @@ async fn run_controllers(
         client.clone(),
         store,
         Recorder::new(client.clone(), reporter),
-        metrics,
+        metrics.clone(),
         if config.resync.is_zero() { Duration::from_secs(365 * 24 * 3600) } else { config.resync },
     ));
     let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
@@ -310,18 +320,42 @@ async fn run_controllers(
         let key_changes = futures::stream::unfold(keys_rx.clone(), |mut rx| async move {
             rx.changed().await.ok().map(|()| ((), rx))
         });
-        let controller = Controller::new(ss_api, watcher::Config::default())
-            .owns(secret_api, watcher::Config::default())
+        let wc = || match config.watch_timeout {
+            Some(t) => watcher::Config::default().timeout(t),
+            None => watcher::Config::default(),
+        };
+        let controller = Controller::new(ss_api, wc())
+            .owns(secret_api, wc())
             .with_config(ControllerConfig::default().concurrency(config.workers))
             .reconcile_all_on(key_changes)
             .graceful_shutdown_on(end.clone());
+        let metrics = metrics.clone();
         runs.push(controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(
-            |result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "reconcile");
+            move |result| {
+                let metrics = metrics.clone();
+                async move {
+                    match result {
+                        Err(kube::runtime::controller::Error::QueueError(e)) => {
+                            metrics.watch_error(watch_error_code(&e));
+                            tracing::warn!(error = %e, "watch (kube retries and relists by itself)");
+                        }
+                        Err(e) => tracing::debug!(error = %e, "reconcile"),
+                        Ok(_) => {}
+                    }
                 }
             },
         ));
     }
     futures::future::join_all(runs).await;
+}
+
+/// The HTTP status of a watch error (410: the watch relisted), 0 when it was not one.
+fn watch_error_code(e: &watcher::Error) -> u16 {
+    match e {
+        watcher::Error::WatchError(status) => status.code,
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::InitialListFailed(kube::Error::Api(status)) => status.code,
+        _ => 0,
+    }
 }
