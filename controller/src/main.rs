@@ -263,6 +263,7 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
             retry_period: args.leader_elect_retry_period,
         }),
         instance: identity,
+        watch_timeout: None,
     };
     let client = kube::Client::try_default()
         .await
