@@ -34,7 +34,7 @@ readonly SA_USER=system:serviceaccount:$SA_NAMESPACE:$SA_NAME
 
 T0=$(date +%s)
 step() { printf '\n==> deploy: %s (%ss)\n' "$*" "$(($(date +%s) - T0))"; }
-log() { printf '    %s\n' "$*"; }
+log() { printf "    %s\n" "$*"; }
 die() {
     printf 'deploy/test.sh: FAILED: %s\n' "$*" >&2
     exit 1
@@ -186,14 +186,12 @@ log "helm lint --strict: default, gitops prod and namespaced values pass"
 
 step "4. Kubernetes schemas (kubernetes-validate --strict)"
 for v in "${SCHEMA_VERSIONS[@]}"; do
-    for f in "$R"/*.yaml deploy/examples/*.yaml; do
-        if ! "$VALIDATE" --strict --quiet -k "$v" "$f" >"$WORK/validate.log" 2>&1; then
-            cat "$WORK/validate.log" >&2
-            die "$f does not validate against Kubernetes $v"
-        fi
-        grep -v "Couldn't find schema" "$WORK/validate.log" | sed 's/^/    /' || true
-    done
-    log "Kubernetes $v: every built-in kind valid"
+    if ! "$VALIDATE" --strict --quiet -k "$v" "$R"/*.yaml deploy/examples/*.yaml >"$WORK/validate.log" 2>&1; then
+        grep -v "Couldn't find schema" "$WORK/validate.log" >&2
+        die "not valid against the Kubernetes $v schemas (above)"
+    fi
+    grep -v "Couldn't find schema" "$WORK/validate.log" | sed 's/^/    /' || true
+    log "Kubernetes $v: every built-in object valid"
 done
 log "no schema here (checked elsewhere): $(cat "$R"/*.yaml deploy/examples/*.yaml | "$PY" -c '
 import sys, yaml
@@ -248,6 +246,7 @@ with open(dst, "w") as f:
 EOF
 chmod 600 "$WORK/sa.kubeconfig"
 cargo build --quiet -p arcseal-controller -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build"; }
+log "built arcseal-controller and arcseal ($(($(date +%s) - T0))s)"
 target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 CONTROLLER=$target/debug/arcseal-controller
 ARCSEAL=$target/debug/arcseal
@@ -267,10 +266,14 @@ poll() {
     shift 2
     for ((i = 0; i < secs * 2; i++)); do
         "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$WORK/controller.log" >&2; die "the controller exited while waiting for: $what"; }
+        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' >&2; die "the controller exited while waiting for: $what"; }
         sleep 0.5
     done
-    tail -n 30 "$WORK/controller.log" >&2
+    if grep -q 'Forbidden' "$WORK/controller.log"; then
+        grep -m 3 'Forbidden' "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
+        die "timed out after ${secs}s waiting for: $what: the API server denied the controller (above), the RBAC is too narrow"
+    fi
+    tail -n 30 "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' >&2
     die "timed out after ${secs}s waiting for: $what"
 }
 poll 60 "/readyz" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
@@ -314,8 +317,8 @@ poll 30 "status Synced=False on an undecryptable SealedSecret" sh -c \
 poll 30 "a Warning event for it" sh -c \
     "$KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get events.events.k8s.io -o jsonpath='{range .items[*]}{.type}/{.regarding.name}{\"\\n\"}{end}' | grep -qx Warning/broken"
 log "reported: Synced=False and a Warning event for an undecryptable one (events.k8s.io create)"
-if grep -Eiq 'forbidden|403' "$WORK/controller.log"; then
-    grep -Ei 'forbidden|403' "$WORK/controller.log" | head -n 5 >&2
+if grep -Eq 'Forbidden|code: 403' "$WORK/controller.log"; then
+    grep -E 'Forbidden|code: 403' "$WORK/controller.log" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
     die "the controller was denied something it needs (above): the RBAC is too narrow"
 fi
 log "controller log: no request denied"
@@ -338,6 +341,15 @@ while read -r verb resource ns name; do
     denied=$((denied + 1))
 done <deploy/test/denied.txt
 log "denied as expected: $denied requests (deploy/test/denied.txt)"
+# kubeseal's path to the certificate: any authenticated user may use the service proxy of this one Service.
+can_user() { k auth can-i "$@" --as=alice --as-group=system:authenticated -n "$SA_NAMESPACE" >/dev/null 2>&1; }
+for name in http:sealed-secrets-controller:http http:sealed-secrets-controller: sealed-secrets-controller; do
+    can_user get "services/$name" --subresource=proxy || die "an authenticated user cannot get services/$name/proxy"
+    can_user create "services/$name" --subresource=proxy || die "an authenticated user cannot post to services/$name/proxy"
+done
+! can_user get services/kube-dns --subresource=proxy || die "an authenticated user may proxy to kube-dns"
+! can_user get secrets || die "an authenticated user may read Secrets in $SA_NAMESPACE"
+log "service proxy: any authenticated user reaches sealed-secrets-controller's http port, and nothing else"
 kill "$CONTROLLER_PID"
 wait "$CONTROLLER_PID" 2>/dev/null || true
 CONTROLLER_PID=
