@@ -250,12 +250,29 @@ ARCSEAL=$target/debug/arcseal
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(free_port)
 METRICS_PORT=$(free_port)
-# The Deployment's flags (leader election on), a 2048-bit key to keep the run short, a short resync.
-KUBECONFIG=$WORK/sa.kubeconfig POD_NAMESPACE=$SA_NAMESPACE POD_NAME=deploy-test-0 RUST_LOG=info \
-    "$CONTROLLER" unseal --listen-addr="127.0.0.1:$HTTP_PORT" --listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
-    --leader-elect=true --leader-elect-lease-name=sealed-secrets-controller --key-size=2048 \
-    --all-namespaces=true --resync-period=5s >"$WORK/controller.log" 2>&1 &
-CONTROLLER_PID=$!
+# start_controller LOG FLAGS...: the Deployment's flags (leader election on) as the ServiceAccount, plus a
+# 2048-bit key to keep the run short and a short resync. The same identity each time, so a restart keeps the Lease.
+start_controller() {
+    CONTROLLER_LOG=$1
+    shift
+    KUBECONFIG=$WORK/sa.kubeconfig POD_NAMESPACE=$SA_NAMESPACE POD_NAME=deploy-test-0 RUST_LOG=info \
+        "$CONTROLLER" unseal --listen-addr="127.0.0.1:$HTTP_PORT" --listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
+        --leader-elect=true --leader-elect-lease-name=sealed-secrets-controller --key-size=2048 \
+        --resync-period=5s "$@" >"$CONTROLLER_LOG" 2>&1 &
+    CONTROLLER_PID=$!
+}
+stop_controller() {
+    kill "$CONTROLLER_PID"
+    wait "$CONTROLLER_PID" 2>/dev/null || true
+    CONTROLLER_PID=
+}
+no_denial() {
+    if grep -Eq 'Forbidden|code: 403' "$CONTROLLER_LOG"; then
+        grep -E 'Forbidden|code: 403' "$CONTROLLER_LOG" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
+        die "the controller was denied something it needs (above): the RBAC is too narrow"
+    fi
+}
+start_controller "$WORK/controller.log" --all-namespaces=true
 
 # poll SECONDS WHAT COMMAND...: run COMMAND every 0.5 s until it succeeds.
 poll() {
@@ -263,14 +280,14 @@ poll() {
     shift 2
     for ((i = 0; i < secs * 2; i++)); do
         "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' >&2; die "the controller exited while waiting for: $what"; }
+        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' >&2; die "the controller exited while waiting for: $what"; }
         sleep 0.5
     done
-    if grep -q 'Forbidden' "$WORK/controller.log"; then
-        grep -m 3 'Forbidden' "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
+    if grep -q 'Forbidden' "$CONTROLLER_LOG"; then
+        grep -m 3 'Forbidden' "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
         die "timed out after ${secs}s waiting for: $what: the API server denied the controller (above), the RBAC is too narrow"
     fi
-    tail -n 30 "$WORK/controller.log" | sed 's/\x1b\[[0-9;]*m//g' >&2
+    tail -n 30 "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' >&2
     die "timed out after ${secs}s waiting for: $what"
 }
 poll 60 "/readyz" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
@@ -314,10 +331,7 @@ poll 30 "status Synced=False on an undecryptable SealedSecret" sh -c \
 poll 30 "a Warning event for it" sh -c \
     "$KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get events.events.k8s.io -o jsonpath='{range .items[*]}{.type}/{.regarding.name}{\"\\n\"}{end}' | grep -qx Warning/broken"
 log "reported: Synced=False and a Warning event for an undecryptable one (events.k8s.io create)"
-if grep -Eq 'Forbidden|code: 403' "$WORK/controller.log"; then
-    grep -E 'Forbidden|code: 403' "$WORK/controller.log" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
-    die "the controller was denied something it needs (above): the RBAC is too narrow"
-fi
+no_denial
 log "controller log: no request denied"
 
 # What the ServiceAccount may do, as the API server computes it, must be exactly the expected list.
@@ -347,8 +361,32 @@ done
 ! can_user get services/kube-dns --subresource=proxy || die "an authenticated user may proxy to kube-dns"
 ! can_user get secrets || die "an authenticated user may read Secrets in $SA_NAMESPACE"
 log "service proxy: any authenticated user reaches sealed-secrets-controller's http port, and nothing else"
-kill "$CONTROLLER_PID"
-wait "$CONTROLLER_PID" 2>/dev/null || true
-CONTROLLER_PID=
+stop_controller
+
+step "8. the namespace-scoped RBAC of the Helm chart (unseal.namespaces.all=false, additional: [team-a])"
+# No cluster-wide grant any more: the Roles helm renders for kube-system and team-a only.
+k delete clusterrolebinding arcseal-unsealer >/dev/null
+k delete clusterrole arcseal-unsealer >/dev/null
+"$PY" deploy/test/select.py Role RoleBinding <"$R/helm-namespaced.yaml" >"$WORK/rbac-namespaced.yaml"
+k apply -f "$WORK/rbac-namespaced.yaml" >/dev/null
+log "applied for real: $(grep -c '^kind:' "$WORK/rbac-namespaced.yaml") Roles and RoleBindings (in $(grep '^  namespace:' "$WORK/rbac-namespaced.yaml" | sort -u | awk '{print $2}' | paste -sd,))"
+k create namespace team-b >/dev/null
+! k auth can-i list secrets --as="$SA_USER" -n team-b >/dev/null 2>&1 || die "$SA_USER may still list Secrets in team-b"
+! k auth can-i list sealedsecrets.bitnami.com --as="$SA_USER" --all-namespaces >/dev/null 2>&1 ||
+    die "$SA_USER may still list SealedSecrets cluster-wide"
+start_controller "$WORK/controller-namespaced.log" --all-namespaces=false --additional-namespaces=team-a
+poll 60 "/readyz (namespace-scoped)" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
+# team-b's SealedSecret goes in first: by the time team-a's is unsealed, a controller that (wrongly) watched
+# team-b would have acted on it too, so its absence of Secret and status is meaningful without a sleep.
+k -n team-b create secret generic db --from-literal=password=team-b-value --dry-run=client -o yaml |
+    "$ARCSEAL" seal --cert "$WORK/cert.pem" | k apply -f - >/dev/null
+seal_db third-value
+poll 30 "Secret team-a/db updated by the namespace-scoped controller" value_is third-value
+! k -n team-b get secret db >/dev/null 2>&1 || die "the namespace-scoped controller wrote a Secret in team-b"
+[[ -z $(k -n team-b get sealedsecret db -o jsonpath='{.status}') ]] ||
+    die "the namespace-scoped controller wrote the status of a SealedSecret in team-b"
+no_denial
+log "unsealed in team-a with Roles only; team-b is neither watched nor reachable; no request denied"
+stop_controller
 
 step "all deploy checks passed in $(($(date +%s) - T0))s"
