@@ -15,9 +15,12 @@
 #   4. every object validates against current Kubernetes schemas (kubernetes-validate --strict, newest and oldest)
 #   5. the gitops example's Flux objects point at paths that exist and render
 #   6. kubectl apply --dry-run=server of everything the 1.20 server serves (SealedSecrets against the real CRD)
-#   7. the controller's RBAC applied for real; `arcseal-controller unseal` runs as that ServiceAccount
-#      (impersonation from the admin kubeconfig) and unseals, updates, restores and reports; `auth can-i --list`
-#      equals deploy/test/expected-permissions-*.txt and a list of denied requests stays denied
+#   7. the controller's RBAC applied for real; `arcseal-controller unseal`, with the Deployment's own args, runs as
+#      that ServiceAccount (impersonation from the admin kubeconfig) and unseals, updates, restores and reports;
+#      `auth can-i --list` equals deploy/test/expected-permissions-*.txt; a list of denied requests stays denied;
+#      any authenticated user may use the service proxy to the controller's http port (kubeseal) and no other
+#   8. the same under the Helm chart's namespace-scoped RBAC (unseal.namespaces.all=false)
+#   9. `arcseal-controller csi-provider` with the DaemonSet's args: probe path, socket mode, clean SIGTERM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readonly ROOT=$PWD
@@ -250,15 +253,19 @@ ARCSEAL=$target/debug/arcseal
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(free_port)
 METRICS_PORT=$(free_port)
-# start_controller LOG FLAGS...: the Deployment's flags (leader election on) as the ServiceAccount, plus a
-# 2048-bit key to keep the run short and a short resync. The same identity each time, so a restart keeps the Lease.
+# start_controller LOG RENDER: exactly the args of the Deployment in RENDER (leader election on), listening on
+# loopback, as the ServiceAccount, with a 2048-bit key to keep the run short and a short resync. The same identity
+# each time, so a restart keeps the Lease.
 start_controller() {
     CONTROLLER_LOG=$1
-    shift
+    local render=$2 args
+    mapfile -t args < <("$PY" deploy/test/args.py Deployment/sealed-secrets-controller \
+        listen-addr="127.0.0.1:$HTTP_PORT" listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
+        +key-size=2048 +resync-period=5s <"$render")
+    [[ ${#args[@]} -gt 0 && ${args[0]} == unseal ]] || die "the Deployment in $render does not run unseal"
+    printf '%s\n' "${args[*]}" >"$WORK/controller-args.txt"
     KUBECONFIG=$WORK/sa.kubeconfig POD_NAMESPACE=$SA_NAMESPACE POD_NAME=deploy-test-0 RUST_LOG=info \
-        "$CONTROLLER" unseal --listen-addr="127.0.0.1:$HTTP_PORT" --listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
-        --leader-elect=true --leader-elect-lease-name=sealed-secrets-controller --key-size=2048 \
-        --resync-period=5s "$@" >"$CONTROLLER_LOG" 2>&1 &
+        "$CONTROLLER" "${args[@]}" >"$CONTROLLER_LOG" 2>&1 &
     CONTROLLER_PID=$!
 }
 stop_controller() {
@@ -272,7 +279,8 @@ no_denial() {
         die "the controller was denied something it needs (above): the RBAC is too narrow"
     fi
 }
-start_controller "$WORK/controller.log" --all-namespaces=true
+start_controller "$WORK/controller.log" "$R/kustomize-base.yaml"
+log "running: arcseal-controller $(cat "$WORK/controller-args.txt")"
 
 # poll SECONDS WHAT COMMAND...: run COMMAND every 0.5 s until it succeeds.
 poll() {
@@ -374,7 +382,8 @@ k create namespace team-b >/dev/null
 ! k auth can-i list secrets --as="$SA_USER" -n team-b >/dev/null 2>&1 || die "$SA_USER may still list Secrets in team-b"
 ! k auth can-i list sealedsecrets.bitnami.com --as="$SA_USER" --all-namespaces >/dev/null 2>&1 ||
     die "$SA_USER may still list SealedSecrets cluster-wide"
-start_controller "$WORK/controller-namespaced.log" --all-namespaces=false --additional-namespaces=team-a
+start_controller "$WORK/controller-namespaced.log" "$R/helm-namespaced.yaml"
+log "running: arcseal-controller $(cat "$WORK/controller-args.txt")"
 poll 60 "/readyz (namespace-scoped)" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
 # team-b's SealedSecret goes in first: by the time team-a's is unsealed, a controller that (wrongly) watched
 # team-b would have acted on it too, so its absence of Secret and status is meaningful without a sleep.
@@ -388,5 +397,28 @@ poll 30 "Secret team-a/db updated by the namespace-scoped controller" value_is t
 no_denial
 log "unsealed in team-a with Roles only; team-b is neither watched nor reachable; no request denied"
 stop_controller
+
+step "9. the CSI provider with the DaemonSet's flags"
+mkdir -m 0755 "$WORK/providers"
+CSI_METRICS_PORT=$(free_port)
+mapfile -t csi_args < <("$PY" deploy/test/args.py DaemonSet/arcseal-csi-provider \
+    endpoint="unix://$WORK/providers/arcseal.sock" metrics-addr="127.0.0.1:$CSI_METRICS_PORT" <"$R/kustomize-base.yaml")
+[[ ${#csi_args[@]} -gt 0 && ${csi_args[0]} == csi-provider ]] || die "the DaemonSet does not run csi-provider"
+log "running: arcseal-controller ${csi_args[*]}"
+CONTROLLER_LOG=$WORK/csi-provider.log
+"$CONTROLLER" "${csi_args[@]}" >"$CONTROLLER_LOG" 2>&1 &
+CONTROLLER_PID=$!
+# The probes' path (GET /metrics on the port named metrics) must answer once the provider runs.
+poll 30 "the probes' GET /metrics" curl -fsS "http://127.0.0.1:$CSI_METRICS_PORT/metrics"
+poll 10 "the socket" test -S "$WORK/providers/arcseal.sock"
+# Connecting needs write permission on the socket: no group or other bits means only its owner (root in the
+# DaemonSet), i.e. the driver, can connect.
+mode=$(stat -c %a "$WORK/providers/arcseal.sock")
+(((8#$mode & 8#077) == 0)) || die "the socket is mode $mode: group or others could connect"
+kill -TERM "$CONTROLLER_PID"
+wait "$CONTROLLER_PID" || die "the CSI provider did not exit cleanly on SIGTERM (the kubelet's stop)"
+CONTROLLER_PID=
+[[ ! -e $WORK/providers/arcseal.sock ]] || die "the CSI provider left its socket behind"
+log "probe path answers, socket created mode $mode (owner only), clean exit on SIGTERM, socket removed"
 
 step "all deploy checks passed in $(($(date +%s) - T0))s"
