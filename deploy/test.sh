@@ -181,6 +181,10 @@ for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml";
         { cat "$WORK/helm-lint.log" >&2; die "helm lint ${values:-(default values)}"; }
 done
 log "helm lint --strict: default, gitops prod and namespaced values pass"
+for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp; do
+    ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
+done
+log "values.schema.json refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir"
 "$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /'
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the Helm chart and the Kustomize base drifted apart (diff above)"
 
