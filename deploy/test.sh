@@ -13,7 +13,8 @@
 #   2. render: kubectl kustomize (base, overlays, gitops-example), helm template (defaults, other values)
 #   3. helm lint --strict; the Helm render with default values has exactly the Kustomize base's objects
 #   4. every object validates against current Kubernetes schemas (kubernetes-validate --strict, newest and oldest)
-#   5. the gitops example's Flux objects point at paths that exist and render
+#   5. the gitops example's Flux objects point at paths that exist and render; its SealedSecrets are sealed for the
+#      certificate of their cluster (arcseal validate)
 #   6. kubectl apply --dry-run=server of everything the 1.20 server serves (SealedSecrets against the real CRD)
 #   7. the controller's RBAC applied for real; `arcseal-controller unseal`, with the Deployment's own args, runs as
 #      that ServiceAccount (impersonation from the admin kubeconfig) and unseals, updates, restores and reports;
@@ -140,6 +141,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/arcseal-deploy-test.XXXXXX")
 R=$WORK/render
 mkdir -p "$R"
 k() { "$KUBECTL" --kubeconfig "$WORK/cluster/kubeconfig" "$@"; }
+cargo build --quiet -p arcseal-controller -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build"; }
+log "built arcseal-controller and arcseal ($(($(date +%s) - T0))s)"
+target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+CONTROLLER=$target/debug/arcseal-controller
+ARCSEAL=$target/debug/arcseal
 
 step "1. CRD copies equal crdgen's deploy/crds/sealedsecret.yaml"
 for copy in deploy/base/crds/sealedsecret.yaml deploy/helm/arcseal/crds/sealedsecret.yaml; do
@@ -205,6 +211,14 @@ print(", ".join(f"{k} ({a})" for k, a in kinds))')"
 step "5. gitops example: Flux sources and paths"
 "$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /'
 [[ ${PIPESTATUS[0]} -eq 0 ]] || die "the gitops example is inconsistent (above)"
+for env in dev prod; do
+    # What a config repository's CI runs: every SealedSecret of an environment sealed for that cluster's certificate.
+    "$ARCSEAL" validate --cert "$G/clusters/$env/sealed-secrets-cert.pem" "$G/apps/$env" >"$WORK/validate-$env.log" 2>&1 ||
+        { cat "$WORK/validate-$env.log" >&2; die "arcseal validate of $G/apps/$env"; }
+    grep -q ' 0 error(s), 0 warning(s)' "$WORK/validate-$env.log" ||
+        { cat "$WORK/validate-$env.log" >&2; die "$G/apps/$env holds SealedSecrets not sealed for clusters/$env"; }
+    log "arcseal validate --cert clusters/$env/sealed-secrets-cert.pem apps/$env: $(tail -n 1 "$WORK/validate-$env.log")"
+done
 
 step "6. server-side dry run on a real kube-apiserver"
 scripts/k8s-test-cluster up "$WORK/cluster" >/dev/null 2>"$WORK/cluster-up.log" ||
@@ -249,11 +263,6 @@ with open(dst, "w") as f:
     yaml.safe_dump(config, f)
 EOF
 chmod 600 "$WORK/sa.kubeconfig"
-cargo build --quiet -p arcseal-controller -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build"; }
-log "built arcseal-controller and arcseal ($(($(date +%s) - T0))s)"
-target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-CONTROLLER=$target/debug/arcseal-controller
-ARCSEAL=$target/debug/arcseal
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_PORT=$(free_port)
 METRICS_PORT=$(free_port)
