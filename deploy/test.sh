@@ -191,8 +191,8 @@ for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDi
     ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
 done
 log "values.schema.json refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir"
-"$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /'
-[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the Helm chart and the Kustomize base drifted apart (diff above)"
+"$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /' ||
+    die "the Helm chart and the Kustomize base drifted apart (diff above)"
 
 step "4. Kubernetes schemas (kubernetes-validate --strict)"
 for v in "${SCHEMA_VERSIONS[@]}"; do
@@ -209,8 +209,8 @@ kinds = sorted({(d["kind"], d["apiVersion"]) for d in yaml.safe_load_all(sys.std
 print(", ".join(f"{k} ({a})" for k, a in kinds))')"
 
 step "5. gitops example: Flux sources and paths"
-"$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /'
-[[ ${PIPESTATUS[0]} -eq 0 ]] || die "the gitops example is inconsistent (above)"
+"$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /' ||
+    die "the gitops example is inconsistent (above)"
 for env in dev prod; do
     # What a config repository's CI runs: every SealedSecret of an environment sealed for that cluster's certificate.
     "$ARCSEAL" validate --cert "$G/clusters/$env/sealed-secrets-cert.pem" "$G/apps/$env" >"$WORK/validate-$env.log" 2>&1 ||
