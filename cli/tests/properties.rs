@@ -1,0 +1,88 @@
+//! Property tests of the manifest reader (untrusted YAML/JSON) and of seal -> unseal through the library.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use arcseal::input::{self, Source};
+use arcseal::manifest::{SealedSecret, SecretInput};
+use arcseal::output::{self, Format};
+use arcseal::seal::{self, SealOptions};
+use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey, Scope};
+use proptest::prelude::*;
+
+fn key_and_cert() -> &'static (PrivateKey, Certificate) {
+    static KEY: OnceLock<(PrivateKey, Certificate)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let key = PrivateKey::generate(2048).unwrap();
+        let params = CertificateParams {
+            common_name: String::new(),
+            not_before: SystemTime::now(),
+            validity: arcseal_crypto::DEFAULT_CERT_VALIDITY,
+        };
+        let cert = Certificate::self_signed(&key, &params).unwrap();
+        (key, cert)
+    })
+}
+
+fn item_name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9._-]{1,20}".prop_filter("not all dots", |s| s.chars().any(|c| c != '.'))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_text_never_panics_the_reader(text in "\\PC{0,400}") {
+        let source = Source::from_bytes("fuzz.yaml", text.into_bytes());
+        if let Ok(docs) = input::documents(&source) {
+            for doc in &docs {
+                let _ = SecretInput::from_value(&doc.value.0, &doc.at);
+                let _ = SealedSecret::from_value(&doc.value.0, &doc.at);
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_shaped_noise_never_panics_the_reader(
+        lines in prop::collection::vec(("[ ]{0,4}", "[a-zA-Z{}\\[\\]&*!|>:,'\"-]{0,12}", "[ :]{0,2}", "[a-z0-9&*!'\"]{0,8}"), 0..20)
+    ) {
+        let text: String = lines.iter().map(|(a, b, c, d)| format!("{a}{b}{c}{d}\n")).collect();
+        let source = Source::from_bytes("noise.yaml", text.into_bytes());
+        if let Ok(docs) = input::documents(&source) {
+            for doc in &docs {
+                let _ = SecretInput::from_value(&doc.value.0, &doc.at);
+            }
+        }
+    }
+
+    #[test]
+    fn sealing_then_unsealing_gives_back_every_item(
+        items in prop::collection::btree_map(item_name(), prop::collection::vec(any::<u8>(), 0..200), 1..6),
+        name in "[a-z][a-z0-9-]{0,20}",
+        namespace in "[a-z][a-z0-9-]{0,20}",
+        scope in prop::sample::select(Scope::ALL.to_vec()),
+        format in prop::sample::select(vec![Format::Yaml, Format::Json]),
+    ) {
+        let (key, cert) = key_and_cert();
+        let data: BTreeMap<&String, String> = items.iter().map(|(k, v)| (k, arcseal_crypto::encode_base64(v))).collect();
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace}, "data": data});
+        let text = output::render(&[secret], format).unwrap();
+        let docs = input::documents(&Source::from_bytes("in", text.as_bytes().to_vec())).unwrap();
+        let options = SealOptions { scope: Some(scope), fallback_namespace: "default".into(), ..SealOptions::default() };
+        let sealed = seal::seal_documents(&docs, cert, &options).unwrap();
+        // Through text again, as it would go through Git.
+        let sealed_text = output::render(&sealed, format).unwrap();
+        let back = input::documents(&Source::from_bytes("sealed", sealed_text.as_bytes().to_vec())).unwrap();
+        let parsed = SealedSecret::from_value(&back[0].value.0, &back[0].at).unwrap();
+        prop_assert_eq!(parsed.scope(), scope);
+        let ring = KeyRing::new(vec![key.clone()]);
+        let secret = arcseal::unseal::unseal(&parsed, &ring, &back[0].at).unwrap();
+        prop_assert_eq!(secret.data.len(), items.len());
+        for (k, v) in &items {
+            let got = arcseal_crypto::decode_base64(&secret.data[k]).unwrap();
+            prop_assert_eq!(&got, v);
+        }
+    }
+}
