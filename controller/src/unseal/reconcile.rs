@@ -431,3 +431,192 @@ fn now_rfc3339() -> String {
 pub fn rsa_operations(metrics: &Metrics) -> u64 {
     metrics.rsa_operations.inner().load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Reconcile against kube's tower-test mock API server: each test scripts the requests it expects, in order,
+    //! and fails on any other (an unexpected write is a failure, not a silent success).
+
+    use super::*;
+    use crate::unseal::crd::{SealedSecretSpec, SealedSecretStatus};
+    use crate::unseal::keys::LoadedKey;
+    use arcseal_crypto::{PrivateKey, Scope};
+    use http::{Method, Request, Response};
+    use kube::client::Body;
+    use kube::runtime::events::Reporter;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    struct Expect {
+        method: Method,
+        path: &'static str,
+        status: u16,
+        body: serde_json::Value,
+    }
+
+    fn expect(method: Method, path: &'static str, status: u16, body: serde_json::Value) -> Expect {
+        Expect { method, path, status, body }
+    }
+
+    /// Answers the scripted requests in order; returns each request's body.
+    async fn serve(mut handle: Handle, script: Vec<Expect>) -> Vec<String> {
+        let mut bodies = Vec::new();
+        for e in script {
+            let (request, send) = handle.next_request().await.expect("a scripted request");
+            assert_eq!(request.method(), e.method, "{}", request.uri());
+            assert!(
+                request.uri().path().starts_with(e.path),
+                "expected {} {}, got {}",
+                e.method,
+                e.path,
+                request.uri()
+            );
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            bodies.push(String::from_utf8_lossy(&bytes).into_owned());
+            let response = Response::builder()
+                .status(e.status)
+                .body(Body::from(serde_json::to_vec(&e.body).unwrap()))
+                .unwrap();
+            send.send_response(response);
+        }
+        bodies
+    }
+
+    fn context(client: Client, key: &PrivateKey) -> Arc<Context> {
+        let store = Arc::new(KeyStore::default());
+        store.replace(KeySet::new(vec![LoadedKey { key: key.clone(), cert: None, secret_name: "k".into() }]));
+        let reporter = Reporter { controller: "test".into(), instance: None };
+        Arc::new(Context::new(
+            client.clone(),
+            store,
+            Recorder::new(client, reporter),
+            Arc::new(Metrics::new()),
+            Duration::from_secs(600),
+        ))
+    }
+
+    fn sealed(key: &PrivateKey, sealed_for: &str) -> SealedSecret {
+        let mut ss = SealedSecret::new(
+            "db",
+            SealedSecretSpec {
+                encrypted_data: [(
+                    "password".to_owned(),
+                    arcseal_crypto::seal(key.public_key(), sealed_for.as_bytes(), b"hunter2").unwrap(),
+                )]
+                .into(),
+                ..SealedSecretSpec::default()
+            },
+        );
+        ss.metadata.namespace = Some("ns".into());
+        ss.metadata.uid = Some("uid-1".into());
+        ss.metadata.generation = Some(1);
+        ss
+    }
+
+    fn ss_json() -> serde_json::Value {
+        json!({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+               "metadata": {"name": "db", "namespace": "ns"}, "spec": {"encryptedData": {}}})
+    }
+
+    fn not_found() -> serde_json::Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+               "message": "secrets \"db\" not found"})
+    }
+
+    const SECRET: &str = "/api/v1/namespaces/ns/secrets";
+    const SECRET_DB: &str = "/api/v1/namespaces/ns/secrets/db";
+    const STATUS: &str = "/apis/bitnami.com/v1alpha1/namespaces/ns/sealedsecrets/db/status";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+
+    #[tokio::test]
+    async fn unmanaged_secret_is_refused_without_rsa_work() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let key = PrivateKey::generate(2048).unwrap();
+        let ctx = context(Client::new(service, "ns"), &key);
+        let foreign = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "ns", "resourceVersion": "3"}, "data": {"x": "eA=="}});
+        let server = tokio::spawn(serve(
+            handle,
+            vec![
+                expect(Method::GET, SECRET_DB, 200, foreign),
+                expect(Method::POST, EVENTS, 201, json!({})),
+                expect(Method::PATCH, STATUS, 200, ss_json()),
+            ],
+        ));
+        let err = reconcile(Arc::new(sealed(&key, "ns/db")), ctx.clone()).await.unwrap_err();
+        assert!(matches!(err, Error::Unmanaged(_)));
+        let bodies = server.await.unwrap();
+        assert!(
+            bodies[1].contains("ErrUpdateFailed") && bodies[1].contains("is not managed by SealedSecret")
+        );
+        assert!(bodies[2].contains("\"False\"") && bodies[2].contains("observedGeneration"), "{}", bodies[2]);
+        assert_eq!(rsa_operations(&ctx.metrics), 0);
+        assert_eq!(err.metric_label(), "unmanaged");
+    }
+
+    #[tokio::test]
+    async fn create_then_resync_costs_one_get_and_no_rsa_operation() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let key = PrivateKey::generate(2048).unwrap();
+        let ctx = context(Client::new(service, "ns"), &key);
+        let ss = sealed(&key, "ns/db");
+        let created = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "ns", "resourceVersion": "5", "uid": "s-1",
+                         "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                                              "name": "db", "uid": "uid-1", "controller": true}]},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        let server = tokio::spawn(serve(
+            handle,
+            vec![
+                expect(Method::GET, SECRET_DB, 404, not_found()),
+                expect(Method::POST, SECRET, 201, created.clone()),
+                expect(Method::PATCH, STATUS, 200, ss_json()),
+                expect(Method::POST, EVENTS, 201, json!({})),
+                // The resync: the Secret is as written, status says Synced for this generation.
+                expect(Method::GET, SECRET_DB, 200, created),
+            ],
+        ));
+        reconcile(Arc::new(ss.clone()), ctx.clone()).await.unwrap();
+        assert_eq!(rsa_operations(&ctx.metrics), 1);
+        let mut synced = ss;
+        synced.status = Some(SealedSecretStatus {
+            observed_generation: Some(1),
+            conditions: vec![SealedSecretCondition {
+                type_: CONDITION_SYNCED.into(),
+                status: "True".into(),
+                ..SealedSecretCondition::default()
+            }],
+        });
+        reconcile(Arc::new(synced), ctx.clone()).await.unwrap();
+        let bodies = server.await.unwrap();
+        assert!(bodies[1].contains("\"password\":\"aHVudGVyMg==\""), "the Secret carries the plaintext");
+        assert!(bodies[1].contains("\"controller\":true"));
+        assert!(bodies[2].contains("\"True\""));
+        assert!(bodies[3].contains("Unsealed"));
+        assert_eq!(rsa_operations(&ctx.metrics), 1, "the resync did no RSA work");
+        assert!(!bodies[2].contains("hunter2") && !bodies[3].contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn wrong_scope_writes_status_and_event_but_no_secret() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let key = PrivateKey::generate(2048).unwrap();
+        let ctx = context(Client::new(service, "ns"), &key);
+        // Sealed namespace-wide, but the SealedSecret does not say so in its own metadata.
+        let ss = sealed(&key, &String::from_utf8(Scope::NamespaceWide.encryption_label("ns", "db")).unwrap());
+        let server = tokio::spawn(serve(
+            handle,
+            vec![
+                expect(Method::GET, SECRET_DB, 404, not_found()),
+                expect(Method::POST, EVENTS, 201, json!({})),
+                expect(Method::PATCH, STATUS, 200, ss_json()),
+            ],
+        ));
+        let err = reconcile(Arc::new(ss), ctx.clone()).await.unwrap_err();
+        assert_eq!(err.metric_label(), "unseal");
+        let bodies = server.await.unwrap();
+        assert!(bodies[1].contains("ErrUnsealFailed"));
+        assert!(bodies[2].contains("no key could decrypt item \\\"password\\\""), "{}", bodies[2]);
+        assert!(bodies.iter().all(|b| !b.contains("hunter2")));
+    }
+}
