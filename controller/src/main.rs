@@ -90,6 +90,12 @@ struct UnsealArgs {
     /// How often to try to acquire or renew the Lease.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     leader_elect_retry_period: Duration,
+    /// Requests per second to the Kubernetes API, averaged over a burst (0: unlimited).
+    #[arg(long, env = "ARCSEAL_KUBE_API_QPS", default_value_t = 200.0)]
+    kube_api_qps: f64,
+    /// Requests that may go to the Kubernetes API at once before --kube-api-qps applies.
+    #[arg(long, env = "ARCSEAL_KUBE_API_BURST", default_value_t = 400)]
+    kube_api_burst: u32,
 }
 
 #[derive(clap::Args)]
@@ -265,9 +271,19 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
         instance: identity,
         watch_timeout: None,
     };
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+        .context("reading the Kubernetes client configuration (kubeconfig or in-cluster)")?;
+    let builder =
+        kube::client::ClientBuilder::try_from(kube_config).context("building the Kubernetes client")?;
+    let client = if args.kube_api_qps > 0.0 {
+        // A window of `burst` requests every burst/qps seconds: qps on average, bursts of `burst`.
+        let burst = u64::from(args.kube_api_burst.max(1));
+        let window = Duration::from_secs_f64(burst as f64 / args.kube_api_qps);
+        builder.with_layer(&tower::limit::RateLimitLayer::new(burst, window)).build()
+    } else {
+        builder.build()
+    };
     tracing::info!(namespace = %namespace, "arcseal unseal controller starting");
     let (_handles, task) = unseal::start(client, config, shutdown_signal()).await?;
     task.await.context("the controller task failed")?;
