@@ -420,3 +420,63 @@ async fn adopts_sealed_secrets_key_secrets_and_sealed_secrets() -> TestResult {
     ns.finish().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn posts_are_rate_and_size_limited_and_metrics_use_sealed_secrets_names() -> TestResult {
+    let ns = TestNamespace::new("http-limits").await?;
+    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
+    let (key, cert) = new_key();
+    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let metrics_port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
+    let mut config = config(ns.name(), &[ns.name()]);
+    config.rate_limit = 0.01;
+    config.rate_limit_burst = 2;
+    config.metrics_addr = Some(format!("127.0.0.1:{metrics_port}").parse()?);
+    let running = start(ns.client(), config).await;
+    let ssa = ns.api::<SealedSecret>();
+    ssa.create(
+        &PostParams::default(),
+        &sealed(ns.name(), "db", Scope::Strict, key.public_key(), &[("a", b"x")], None),
+    )
+    .await?;
+    wait_synced(&ssa, "db", "True").await;
+
+    let http = reqwest::Client::new();
+    let good = serde_json::to_string(&sealed(
+        ns.name(),
+        "db",
+        Scope::Strict,
+        key.public_key(),
+        &[("a", b"x")],
+        None,
+    ))?;
+    let huge = "x".repeat(3 << 20);
+    let post = |body: String| http.post(running.url("/v1/verify")).body(body).send();
+    assert_eq!(post(huge.clone()).await?.status(), 413, "bodies are capped before any work");
+    assert_eq!(post(good.clone()).await?.status(), 200);
+    assert_eq!(post(good.clone()).await?.status(), 200);
+    assert_eq!(post(good.clone()).await?.status(), 429, "the burst of 2 is spent");
+    let rotate = http.post(running.url("/v1/rotate")).body(good).send().await?;
+    assert_eq!(rotate.status(), 429, "verify and rotate share one budget");
+
+    let text = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await?.text().await?;
+    for expected in [
+        "sealed_secrets_controller_build_info{",
+        "sealed_secrets_controller_unseal_requests_total ",
+        &format!(
+            "sealed_secrets_controller_condition_info{{namespace=\"{}\",name=\"db\",condition=\"Synced\"}} 1",
+            ns.name()
+        ),
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"200\",method=\"POST\"} 2",
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"429\",method=\"POST\"} 1",
+        "sealed_secrets_controller_http_request_duration_seconds_bucket{",
+        "sealed_secrets_controller_keys 1",
+        "sealed_secrets_controller_reconcile_duration_seconds_count{result=\"ok\"}",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
