@@ -124,6 +124,26 @@ pub enum Error {
         /// Why.
         source: arcseal_crypto::EncryptError,
     },
+    /// Key Vault refused or failed a write; `message` is what the service said (never the value).
+    #[error(
+        "{at}: writing a new version of secret {object:?} to Key Vault {vault} failed: {message}; no repository \
+         file was changed{}",
+        if already_written.is_empty() { String::new() } else {
+            format!(" (new versions already written, unpinned pods will mount them: {})", already_written.join(", "))
+        }
+    )]
+    KeyVault {
+        /// The SecretProviderClass and object.
+        at: Box<Location>,
+        /// `objectName`.
+        object: String,
+        /// Vault URL.
+        vault: String,
+        /// Status, code and message from the service.
+        message: String,
+        /// `object in vault` of the writes that succeeded before this one.
+        already_written: Vec<String>,
+    },
     /// Command-line usage that cannot work.
     #[error("{0}")]
     Usage(String),

@@ -2,7 +2,7 @@
 //!
 //! - [`input`] reads Kubernetes manifests (YAML or JSON, several documents, `v1` Lists) with limits;
 //! - [`manifest`] is the `bitnami.com/v1alpha1` SealedSecret and the `v1` Secret as sealed-secrets sees them;
-//! - [`seal`], [`unseal`] and [`validate`] are the operations; [`keys`] reads private keys and the key
+//! - [`seal`], [`unseal`], [`validate`] and [`rotate`] are the operations ([`keyvault`]: rotate's Key Vault half); [`keys`] reads private keys and the key
 //!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
 //!
 //! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
@@ -12,6 +12,7 @@
 pub mod error;
 pub mod input;
 pub mod keys;
+pub mod keyvault;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod output;

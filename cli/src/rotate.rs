@@ -328,7 +328,8 @@ pub struct Generator {
 }
 
 impl Generator {
-    fn generate(&self) -> std::result::Result<arcseal_crypto::Plaintext, arcseal_crypto::EncryptError> {
+    /// A new random value.
+    pub fn generate(&self) -> std::result::Result<arcseal_crypto::Plaintext, arcseal_crypto::EncryptError> {
         arcseal_crypto::random_string(self.length, self.alphabet)
     }
 }

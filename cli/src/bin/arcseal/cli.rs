@@ -151,6 +151,18 @@ pub struct RotateArgs {
     /// Write a JSON report of every item for the pipeline.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Key Vault DNS suffix for every vault (private clouds, AzureStackCloud), e.g. vault.azure.net.
+    #[arg(long, value_name = "SUFFIX")]
+    pub keyvault_dns_suffix: Option<String>,
+    /// Entra ID authority for every vault (private clouds, AzureStackCloud), e.g. https://login.microsoftonline.com.
+    #[arg(long, value_name = "URL")]
+    pub authority_host: Option<String>,
+    /// PEM bundle of extra CAs to trust for Key Vault and Entra ID (private clouds, TLS-inspecting proxies).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Connect to HOST at ADDR:PORT instead of resolving it (like curl --resolve; private endpoints without DNS).
+    #[arg(long, value_name = "HOST=ADDR:PORT", hide = true)]
+    pub resolve: Vec<String>,
 }
 
 #[derive(Debug, Args)]

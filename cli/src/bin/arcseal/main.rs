@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use arcseal::input::{self, Source};
 use arcseal::keys;
+use arcseal::keyvault;
 use arcseal::manifest::SealedSecret;
 use arcseal::output::{self, Format};
 use arcseal::seal::{self, SealOptions};
@@ -290,39 +291,130 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let plan = arcseal::rotate::plan(&files, &options, &progress)?;
+    let mut plan = arcseal::rotate::plan(&files, &options, &progress)?;
     let changed = plan.changed().count();
-    if let Some(path) = &args.report {
-        let report = serde_json::json!({
-            "target": plan.target,
-            "dryRun": args.dry_run,
-            "changedFiles": plan.changes.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
-            "rotated": changed,
-            "current": plan.items.len() - changed,
-            "items": plan.items,
-        });
-        output::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes(), None)?;
-    }
-    if changed == 0 {
+    // Key Vault backed secrets marked as generated (SecretProviderClass objects).
+    let manifests = if args.rotate_values {
+        files.iter().map(|p| arcseal::repo::ManifestFile::read(p)).collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let targets = keyvault::find(&manifests)?;
+    let settings = keyvault_settings(&args)?;
+    if changed == 0 && targets.is_empty() {
+        write_rotate_report(&args, &plan, &[])?;
         eprintln!("nothing to rotate: all {} item(s) are sealed with {}", plan.items.len(), plan.target);
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry_run {
-        print!("{}", plan.commit_message());
-        eprintln!("dry run: nothing written");
+        let rotations = keyvault::dry_run(&targets, &settings)?;
+        write_rotate_report(&args, &plan, &rotations)?;
+        print!("{}", rotate_message(&plan, &rotations));
+        eprintln!("dry run: nothing written (no file, no Key Vault version)");
         return Ok(ExitCode::SUCCESS);
     }
+    let mut touched: Vec<std::path::PathBuf> = plan.changes.iter().map(|(p, _)| p.clone()).collect();
+    touched.extend(targets.iter().filter(|t| t.pinned.is_some()).map(|t| t.file.clone()));
+    touched.sort();
+    touched.dedup();
     let repo = match &args.branch {
-        Some(branch) => Some(git_prepare(&args.path, branch, &plan)?),
+        Some(branch) => Some(git_prepare(&args.path, branch, &touched)?),
         None => None,
     };
+    // Every Key Vault write first: a failure leaves every repository file as it was.
+    let rotations = if targets.is_empty() {
+        Vec::new()
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime for Key Vault")?;
+        runtime.block_on(keyvault::write(&targets, &settings))?
+    };
+    keyvault::edit_pins(&mut plan.changes, &manifests, &targets, &rotations)?;
     arcseal::rotate::apply(&plan)?;
+    write_rotate_report(&args, &plan, &rotations)?;
     if let (Some(root), Some(branch)) = (repo, &args.branch) {
-        git_commit(&root, &plan)?;
-        eprintln!("committed on branch {branch}");
+        if plan.changes.is_empty() {
+            eprintln!(
+                "no repository file changed (unpinned Key Vault objects only): nothing to commit on {branch}"
+            );
+        } else {
+            git_commit(&root, &plan, &rotate_message(&plan, &rotations))?;
+            eprintln!("committed on branch {branch}");
+        }
     }
     eprintln!("rotated {changed} item(s) in {} file(s) to {}", plan.changes.len(), plan.target);
+    for r in &rotations {
+        eprintln!("{}", r.describe().trim_start_matches("- "));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
+    if let Some(a) = &args.authority_host
+        && !a.starts_with("https://")
+    {
+        bail!("--authority-host {a:?} must be an https:// URL");
+    }
+    if let Some(s) = &args.keyvault_dns_suffix
+        && (s.trim_start_matches('.').is_empty()
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':'))
+    {
+        bail!("--keyvault-dns-suffix {s:?} must be a DNS name such as vault.azure.net");
+    }
+    let resolve = args
+        .resolve
+        .iter()
+        .map(|r| {
+            let (host, addr) = r.split_once('=').context("--resolve takes HOST=ADDR:PORT")?;
+            Ok((host.to_owned(), addr.parse().with_context(|| format!("--resolve {r:?}: not ADDR:PORT"))?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(keyvault::Settings {
+        http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?,
+        authority_host: args.authority_host.clone(),
+        keyvault_dns_suffix: args.keyvault_dns_suffix.clone(),
+    })
+}
+
+/// The commit message: the re-sealed items, then the Key Vault versions written.
+fn rotate_message(plan: &arcseal::rotate::Plan, rotations: &[keyvault::Rotation]) -> String {
+    let mut msg = if plan.changed().count() == 0 {
+        format!("arcseal rotate: new Key Vault versions for {} secret(s)\n\n", rotations.len())
+    } else {
+        plan.commit_message()
+    };
+    if !rotations.is_empty() {
+        if plan.changed().count() != 0 {
+            msg.push_str("\nKey Vault:\n");
+        }
+        for r in rotations {
+            msg.push_str(&r.describe());
+            msg.push('\n');
+        }
+    }
+    msg
+}
+
+fn write_rotate_report(
+    args: &RotateArgs,
+    plan: &arcseal::rotate::Plan,
+    rotations: &[keyvault::Rotation],
+) -> anyhow::Result<()> {
+    let Some(path) = &args.report else { return Ok(()) };
+    let changed = plan.changed().count();
+    let report = serde_json::json!({
+        "target": plan.target,
+        "dryRun": args.dry_run,
+        "changedFiles": plan.changes.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
+        "rotated": changed,
+        "current": plan.items.len() - changed,
+        "items": plan.items,
+        "keyVault": rotations,
+    });
+    output::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes(), None)?;
+    Ok(())
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -339,7 +431,7 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 fn git_prepare(
     path: &Path,
     branch: &str,
-    plan: &arcseal::rotate::Plan,
+    touched: &[std::path::PathBuf],
 ) -> anyhow::Result<std::path::PathBuf> {
     let dir = if path.is_dir() {
         path.to_path_buf()
@@ -348,7 +440,7 @@ fn git_prepare(
     };
     let root = std::path::PathBuf::from(git(&dir, &["rev-parse", "--show-toplevel"])?);
     let mut status = vec!["status", "--porcelain", "--"];
-    let files: Vec<String> = plan.changes.iter().map(|(p, _)| p.display().to_string()).collect();
+    let files: Vec<String> = touched.iter().map(|p| p.display().to_string()).collect();
     status.extend(files.iter().map(String::as_str));
     let dirty = git(&dir, &status)?;
     if !dirty.is_empty() {
@@ -358,7 +450,7 @@ fn git_prepare(
     Ok(root)
 }
 
-fn git_commit(root: &Path, plan: &arcseal::rotate::Plan) -> anyhow::Result<()> {
+fn git_commit(root: &Path, plan: &arcseal::rotate::Plan, message: &str) -> anyhow::Result<()> {
     let files: Vec<String> = plan
         .changes
         .iter()
@@ -367,7 +459,7 @@ fn git_commit(root: &Path, plan: &arcseal::rotate::Plan) -> anyhow::Result<()> {
     let mut add = vec!["add", "--"];
     add.extend(files.iter().map(String::as_str));
     git(root, &add)?;
-    git(root, &["commit", "--quiet", "-m", &plan.commit_message()])?;
+    git(root, &["commit", "--quiet", "-m", message])?;
     Ok(())
 }
 

@@ -1,0 +1,620 @@
+//! `arcseal rotate --rotate-values` for Key Vault backed secrets.
+//!
+//! A `secrets-store.csi.x-k8s.io/v1` SecretProviderClass (`spec.provider: arcseal` or `azure`) may carry
+//! `arcseal.dev/generate: "db-password=32, api-token=64:hex"`, naming `objectType: secret` objects of its
+//! `spec.parameters.objects`. For each, rotate writes a new random value as a new version to the vault named
+//! by `keyvaultName` through the official Azure SDK (`SecretClient::set_secret`), and only then edits the
+//! repository: a pinned `objectVersion` is replaced in place (the old id's bytes by the new id's) so pods
+//! mount the new version; an unpinned object needs no repository change (pods get the latest on their next
+//! mount). Every Key Vault write happens before any file is written; if one fails, no file changes.
+//!
+//! Credentials come from the environment, as the SDK's credentials read it: `AZURE_FEDERATED_TOKEN_FILE`
+//! (workload identity, with `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`), else `AZURE_TENANT_ID`,
+//! `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` (a service principal).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::error::ErrorKind;
+use azure_core::http::{ClientOptions, HttpClient, Transport};
+use azure_identity::{
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use azure_security_keyvault_secrets::models::SetSecretParameters;
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Location, Result};
+use crate::repo::{ManifestFile, split_documents};
+use crate::rotate::{GENERATE_ANNOTATION, Generator, parse_generators};
+
+/// Kind of the Secrets Store CSI Driver's object.
+pub const SPC_KIND: &str = "SecretProviderClass";
+/// Its API group (any version).
+pub const SPC_GROUP: &str = "secrets-store.csi.x-k8s.io/";
+/// Providers whose `objects` name Azure Key Vault objects.
+pub const PROVIDERS: [&str; 2] = ["arcseal", "azure"];
+/// Largest `objects` string read (the CSI driver's own gRPC limit is 4 MiB).
+const MAX_OBJECTS_BYTES: usize = 1024 * 1024;
+
+/// A Key Vault cloud (`cloudName`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// `AzurePublicCloud` (also the default).
+    Public,
+    /// `AzureUSGovernmentCloud`.
+    UsGovernment,
+    /// `AzureChinaCloud`.
+    China,
+    /// `AzureStackCloud`: endpoints come from `--authority-host` and `--keyvault-dns-suffix`.
+    Stack,
+}
+
+impl Cloud {
+    fn parse(name: &str) -> Option<Cloud> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "" | "azurepubliccloud" => Some(Cloud::Public),
+            "azureusgovernmentcloud" => Some(Cloud::UsGovernment),
+            "azurechinacloud" => Some(Cloud::China),
+            "azurestackcloud" => Some(Cloud::Stack),
+            _ => None,
+        }
+    }
+
+    /// (authority host, Key Vault DNS suffix) of a known cloud.
+    fn endpoints(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Cloud::Public => Some(("https://login.microsoftonline.com", "vault.azure.net")),
+            Cloud::UsGovernment => Some(("https://login.microsoftonline.us", "vault.usgovcloudapi.net")),
+            Cloud::China => Some(("https://login.chinacloudapi.cn", "vault.azure.cn")),
+            Cloud::Stack => None,
+        }
+    }
+}
+
+/// One Key Vault secret a SecretProviderClass marks as generated.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// Its document (0-based).
+    pub doc: usize,
+    /// Line of the SecretProviderClass.
+    pub line: usize,
+    /// `namespace/name` of the SecretProviderClass.
+    pub class: String,
+    /// `keyvaultName`.
+    pub vault: String,
+    /// `cloudName`.
+    pub cloud: Cloud,
+    /// `objectName`.
+    pub name: String,
+    /// How to make the new value.
+    pub generator: Generator,
+    /// `objectVersion`, when pinned.
+    pub pinned: Option<String>,
+}
+
+impl Target {
+    fn location(&self) -> Location {
+        let (ns, name) = self.class.split_once('/').unwrap_or(("", &self.class));
+        Location::source(format!("{}:{}", self.file.display(), self.line))
+            .document(self.doc + 1)
+            .object(SPC_KIND, Some(ns), Some(name))
+            .item(&self.name)
+    }
+}
+
+/// One Key Vault rotation done (or planned, in a dry run: no `new_version`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// File holding the SecretProviderClass.
+    pub file: String,
+    /// Its line.
+    pub line: usize,
+    /// `namespace/name` of the SecretProviderClass.
+    pub secret_provider_class: String,
+    /// Vault URL.
+    pub vault: String,
+    /// `objectName`.
+    pub object: String,
+    /// The pinned version before (None: unpinned, pods mount the latest).
+    pub old_version: Option<String>,
+    /// The version written (None in a dry run).
+    pub new_version: Option<String>,
+    /// Whether the repository file changes (pinned `objectVersion`).
+    pub edits_file: bool,
+}
+
+impl Rotation {
+    /// `vault object: old -> new` for plans and commit messages.
+    pub fn describe(&self) -> String {
+        let old = self.old_version.as_deref().unwrap_or("latest");
+        let new = self.new_version.as_deref().unwrap_or("<new version>");
+        let pin = if self.edits_file { "objectVersion updated" } else { "unpinned, no file change" };
+        format!(
+            "- {}:{} {} Key Vault secret {:?} in {}: {old} -> {new} ({pin})",
+            self.file, self.line, self.secret_provider_class, self.object, self.vault
+        )
+    }
+}
+
+/// One entry of `objects`, as far as rotation needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `objectName`.
+    #[serde(default)]
+    pub object_name: String,
+    /// `objectType` (`secret`, `key`, `cert`).
+    #[serde(default)]
+    pub object_type: String,
+    /// `objectVersion` (empty: latest).
+    #[serde(default)]
+    pub object_version: String,
+}
+
+#[derive(Deserialize)]
+struct ObjectsDoc {
+    #[serde(default)]
+    array: Vec<String>,
+}
+
+fn budget_options() -> serde_saphyr::Options {
+    // The same caps the CSI provider puts on this string: it is YAML written by anyone who can commit.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = Some(MAX_OBJECTS_BYTES);
+    budget.max_events = 20_000;
+    budget.max_aliases = 64;
+    budget.max_anchors = 64;
+    budget.max_depth = 16;
+    budget.max_documents = 1;
+    budget.max_nodes = 10_000;
+    budget.max_total_scalar_bytes = MAX_OBJECTS_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// Parses the `objects` parameter (YAML holding `array:` of YAML strings), under a parse budget.
+pub fn parse_objects(raw: &str) -> std::result::Result<Vec<ObjectRef>, String> {
+    if raw.len() > MAX_OBJECTS_BYTES {
+        return Err(format!("objects is larger than {MAX_OBJECTS_BYTES} bytes"));
+    }
+    let short = |e: serde_saphyr::Error| {
+        e.to_string().chars().filter(|c| !c.is_control()).take(200).collect::<String>()
+    };
+    let doc: ObjectsDoc = serde_saphyr::from_str_with_options(raw, budget_options())
+        .map_err(|e| format!("objects: {}", short(e)))?;
+    doc.array
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_saphyr::from_str_with_options::<ObjectRef>(item, budget_options())
+                .map_err(|e| format!("objects[{i}]: {}", short(e)))
+        })
+        .collect()
+}
+
+/// Finds the Key Vault secrets marked as generated in `files`. Writes nothing; checks everything a later
+/// repository edit needs, so no edit can fail after Key Vault has been written.
+pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for file in files {
+        for d in 0..file.chunks.len() {
+            let chunk = file.chunks[d];
+            let text = &file.text()[chunk.start..chunk.end];
+            if !text.contains(SPC_KIND) || !text.contains(GENERATE_ANNOTATION) {
+                continue;
+            }
+            let at = file.location(d);
+            let doc = file.parse(d)?;
+            let v = &doc.0;
+            let str_at = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
+            if v.get("kind").and_then(Value::as_str) != Some(SPC_KIND)
+                || !str_at("/apiVersion").starts_with(SPC_GROUP)
+            {
+                continue;
+            }
+            let Some(spec) = v.pointer("/metadata/annotations").and_then(|a| a.get(GENERATE_ANNOTATION))
+            else {
+                continue;
+            };
+            let (ns, name) = (str_at("/metadata/namespace"), str_at("/metadata/name"));
+            let at = at.object(SPC_KIND, Some(ns), Some(name));
+            if !PROVIDERS.contains(&str_at("/spec/provider")) {
+                return Err(Error::input(
+                    &at,
+                    format!("{GENERATE_ANNOTATION} is set, but spec.provider is not one of {PROVIDERS:?}"),
+                ));
+            }
+            let generators = parse_generators(spec.as_str().unwrap_or_default())
+                .map_err(|e| Error::input(&at, format!("{GENERATE_ANNOTATION}: {e}")))?;
+            let vault = str_at("/spec/parameters/keyvaultName");
+            if vault.is_empty()
+                || vault.len() > 24
+                || !vault.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(Error::input(
+                    &at,
+                    "spec.parameters.keyvaultName must be a vault name (3-24 of A-Z a-z 0-9 -)",
+                ));
+            }
+            let cloud = Cloud::parse(str_at("/spec/parameters/cloudName")).ok_or_else(|| {
+                Error::input(&at, "spec.parameters.cloudName: unknown cloud (AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureStackCloud)")
+            })?;
+            let objects = parse_objects(str_at("/spec/parameters/objects"))
+                .map_err(|e| Error::input(&at, format!("spec.parameters.{e}")))?;
+            let line = at.source.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(chunk.first_line);
+            for (item, generator) in generators {
+                let matching: Vec<&ObjectRef> = objects.iter().filter(|o| o.object_name == item).collect();
+                let at = at.item(&item);
+                if matching.is_empty() {
+                    return Err(Error::input(
+                        &at,
+                        format!(
+                            "{GENERATE_ANNOTATION} names {item:?}, which is not an objectName in spec.parameters.objects"
+                        ),
+                    ));
+                }
+                if matching.iter().any(|o| !o.object_type.eq_ignore_ascii_case("secret")) {
+                    return Err(Error::input(
+                        &at,
+                        "only objectType: secret can be generated (keys and certificates are made by Key Vault)",
+                    ));
+                }
+                let pins: Vec<&str> =
+                    matching.iter().map(|o| o.object_version.trim()).filter(|v| !v.is_empty()).collect();
+                let pinned = pins.first().map(|p| p.to_string());
+                if pins.iter().any(|p| Some(*p) != pinned.as_deref())
+                    || (pinned.is_some() && pins.len() != matching.len())
+                {
+                    return Err(Error::input(
+                        &at,
+                        "this object is listed several times with different objectVersion pins; pin it the same way everywhere",
+                    ));
+                }
+                if let Some(p) = &pinned
+                    && (p.len() < 8
+                        || !p.bytes().all(|b| b.is_ascii_alphanumeric())
+                        || !text.contains(p.as_str()))
+                {
+                    return Err(Error::input(
+                        &at,
+                        "objectVersion cannot be edited in place: write it as a plain version id on its own line",
+                    ));
+                }
+                out.push(Target {
+                    file: file.path.clone(),
+                    doc: d,
+                    line,
+                    class: format!("{ns}/{name}"),
+                    vault: vault.to_owned(),
+                    cloud,
+                    name: item,
+                    generator,
+                    pinned,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where and how to reach Key Vault.
+pub struct Settings {
+    /// The HTTP client (platform roots plus `--ca-bundle`).
+    pub http: Arc<dyn HttpClient>,
+    /// `--authority-host`: replaces every cloud's Entra ID authority.
+    pub authority_host: Option<String>,
+    /// `--keyvault-dns-suffix`: replaces every cloud's Key Vault DNS suffix.
+    pub keyvault_dns_suffix: Option<String>,
+}
+
+impl Settings {
+    /// (authority host, vault URL) of a target.
+    fn endpoints(&self, t: &Target) -> Result<(String, String)> {
+        let known = t.cloud.endpoints();
+        let authority = self.authority_host.clone().or_else(|| known.map(|k| k.0.to_owned()));
+        let suffix = self.keyvault_dns_suffix.clone().or_else(|| known.map(|k| k.1.to_owned()));
+        match (authority, suffix) {
+            (Some(a), Some(s)) => Ok((
+                a.trim_end_matches('/').to_owned(),
+                format!("https://{}.{}/", t.vault, s.trim_start_matches('.')),
+            )),
+            _ => Err(Error::input(
+                &t.location(),
+                "cloudName AzureStackCloud: pass --authority-host and --keyvault-dns-suffix for this cloud",
+            )),
+        }
+    }
+
+    /// The vault URLs targets would be written to (for plans).
+    pub fn vault_url(&self, t: &Target) -> Result<String> {
+        self.endpoints(t).map(|e| e.1)
+    }
+}
+
+/// Builds the HTTP client: reqwest + rustls with the platform's roots, plus `ca_bundle` (PEM) if given;
+/// `resolve` pins host names to addresses (private endpoints without DNS, and tests).
+pub fn http_client(
+    ca_bundle: Option<&Path>,
+    resolve: &[(String, SocketAddr)],
+) -> Result<Arc<dyn HttpClient>> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_bundle {
+        let at = Location::source(format!("--ca-bundle {}", path.display()));
+        let pem = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| Error::input(&at, "not a PEM certificate bundle"))?;
+        if certs.is_empty() {
+            return Err(Error::input(&at, "no certificate in the file"));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    for (host, addr) in resolve {
+        builder = builder.resolve(host, *addr);
+    }
+    let client = builder.build().map_err(|e| Error::Usage(format!("building the HTTPS client: {e}")))?;
+    Ok(Arc::new(client))
+}
+
+fn env_var(name: &str) -> Result<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+        Error::Usage(format!(
+            "{name} is not set: Key Vault rotation authenticates with AZURE_TENANT_ID, AZURE_CLIENT_ID and \
+             AZURE_CLIENT_SECRET (service principal) or AZURE_FEDERATED_TOKEN_FILE (workload identity)"
+        ))
+    })
+}
+
+fn credential(authority: &str, options: ClientOptions) -> Result<Arc<dyn TokenCredential>> {
+    let err = |what: &str, e: azure_core::Error| {
+        Error::Usage(format!("cannot create the {what} credential for {authority}: {}", sdk_message(&e)))
+    };
+    if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some_and(|v| !v.is_empty()) {
+        let c = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions { client_options: options },
+            ..Default::default()
+        }))
+        .map_err(|e| err("workload identity", e))?;
+        return Ok(c);
+    }
+    let tenant = env_var("AZURE_TENANT_ID")?;
+    let client_id = env_var("AZURE_CLIENT_ID")?;
+    let secret = env_var("AZURE_CLIENT_SECRET")?;
+    let c = ClientSecretCredential::new(
+        &tenant,
+        client_id,
+        Secret::new(secret),
+        Some(ClientSecretCredentialOptions { client_options: options }),
+    )
+    .map_err(|e| err("service principal", e))?;
+    Ok(c)
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// What the service said: status, code and message from Key Vault's or Entra ID's error body. Neither
+/// echoes request bodies, so no value can appear here.
+fn sdk_message(e: &azure_core::Error) -> String {
+    let text = match e.kind() {
+        ErrorKind::HttpResponse { status, error_code, raw_response } => {
+            let mut code = error_code.clone();
+            let mut message = String::new();
+            if let Some(raw) = raw_response
+                && let Ok(ErrorBody { error: Some(d) }) = serde_json::from_slice::<ErrorBody>(raw.body())
+            {
+                code = d.code.or(code);
+                message = d.message.unwrap_or_default();
+            }
+            format!("HTTP {} {}: {message}", u16::from(*status), code.unwrap_or_default())
+        }
+        _ => e.to_string(),
+    };
+    text.chars().filter(|c| !c.is_control()).take(400).collect()
+}
+
+/// The plan of a dry run: what would be written, nothing contacted.
+pub fn dry_run(targets: &[Target], settings: &Settings) -> Result<Vec<Rotation>> {
+    targets.iter().map(|t| Ok(rotation(t, settings.vault_url(t)?, None))).collect()
+}
+
+fn rotation(t: &Target, vault: String, new_version: Option<String>) -> Rotation {
+    Rotation {
+        file: t.file.display().to_string(),
+        line: t.line,
+        secret_provider_class: t.class.clone(),
+        vault,
+        object: t.name.clone(),
+        old_version: t.pinned.clone(),
+        new_version,
+        edits_file: t.pinned.is_some(),
+    }
+}
+
+/// Writes a new generated version of every target to Key Vault, one after another. The same object of
+/// the same vault, named by several SecretProviderClasses, gets one new version.
+pub async fn write(targets: &[Target], settings: &Settings) -> Result<Vec<Rotation>> {
+    let transport = Transport::new(settings.http.clone());
+    let mut credentials: BTreeMap<String, Arc<dyn TokenCredential>> = BTreeMap::new();
+    let mut written: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        let (authority, vault) = settings.endpoints(t)?;
+        if let Some(version) = written.get(&(vault.clone(), t.name.clone())) {
+            out.push(rotation(t, vault, Some(version.clone())));
+            continue;
+        }
+        let options = || {
+            let mut cloud = CustomConfiguration::default();
+            cloud.authority_host = authority.clone();
+            ClientOptions {
+                transport: Some(transport.clone()),
+                cloud: Some(Arc::new(CloudConfiguration::from(cloud))),
+                ..Default::default()
+            }
+        };
+        let credential = match credentials.get(&authority) {
+            Some(c) => c.clone(),
+            None => {
+                let c = credential(&authority, options())?;
+                credentials.insert(authority.clone(), c.clone());
+                c
+            }
+        };
+        let failed = |message: String| {
+            let done: Vec<String> =
+                out.iter().map(|r: &Rotation| format!("{} in {}", r.object, r.vault)).collect();
+            Error::KeyVault {
+                at: Box::new(t.location()),
+                object: t.name.clone(),
+                vault: vault.clone(),
+                message,
+                already_written: done,
+            }
+        };
+        let client = SecretClient::new(
+            &vault,
+            credential,
+            Some(SecretClientOptions { client_options: options(), ..Default::default() }),
+        )
+        .map_err(|e| failed(sdk_message(&e)))?;
+        let fresh =
+            t.generator.generate().map_err(|source| Error::Encrypt { at: Box::new(t.location()), source })?;
+        let parameters = SetSecretParameters {
+            // Generated from an ASCII alphabet.
+            value: Some(String::from_utf8_lossy(fresh.as_bytes()).into_owned()),
+            ..Default::default()
+        };
+        drop(fresh);
+        let body = parameters.try_into().map_err(|e: azure_core::Error| failed(sdk_message(&e)))?;
+        let secret = client
+            .set_secret(&t.name, body, None)
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| failed(sdk_message(&e)))?;
+        let version = secret
+            .id
+            .as_deref()
+            .and_then(|id| id.trim_end_matches('/').rsplit('/').next())
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .map(str::to_owned)
+            .ok_or_else(|| failed("Key Vault answered without a version id".into()))?;
+        written.insert((vault.clone(), t.name.clone()), version.clone());
+        out.push(rotation(t, vault, Some(version)));
+    }
+    Ok(out)
+}
+
+/// Replaces pinned `objectVersion`s by the new versions in the files' texts: `changes` holds the texts
+/// already edited by the SealedSecret rotation (others are read from `files`); the edited texts are added to
+/// or updated in `changes`. Only the old version id's bytes change.
+pub fn edit_pins(
+    changes: &mut Vec<(PathBuf, String)>,
+    files: &[ManifestFile],
+    targets: &[Target],
+    rotations: &[Rotation],
+) -> Result<()> {
+    for (t, r) in targets.iter().zip(rotations) {
+        let (Some(old), Some(new)) = (&t.pinned, &r.new_version) else { continue };
+        let pos = changes.iter().position(|(p, _)| *p == t.file);
+        let mut text = match pos {
+            Some(i) => changes[i].1.clone(),
+            None => match files.iter().find(|f| f.path == t.file) {
+                Some(f) => f.text().to_owned(),
+                None => continue,
+            },
+        };
+        let chunk = split_documents(&text)
+            .get(t.doc)
+            .copied()
+            .ok_or_else(|| Error::input(&t.location(), "the document moved while planning; rerun rotate"))?;
+        let doc = text[chunk.start..chunk.end].replace(old.as_str(), new);
+        text.replace_range(chunk.start..chunk.end, &doc);
+        match pos {
+            Some(i) => changes[i].1 = text,
+            None => changes.push((t.file.clone(), text)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OBJECTS: &str = "array:\n  - |\n    objectName: db-password\n    objectType: secret\n    objectVersion: 0123456789abcdef0123456789abcdef\n  - |\n    objectName: tls\n    objectType: cert\n";
+
+    #[test]
+    fn objects_parse_with_pins_and_types() {
+        let o = parse_objects(OBJECTS).unwrap();
+        assert_eq!(o.len(), 2);
+        assert_eq!(o[0].object_name, "db-password");
+        assert_eq!(o[0].object_version, "0123456789abcdef0123456789abcdef");
+        assert_eq!(o[1].object_type, "cert");
+        assert_eq!(o[1].object_version, "");
+        assert!(parse_objects("array: [").unwrap_err().starts_with("objects:"));
+        assert!(parse_objects("array:\n  - 'objectName: [x'\n").unwrap_err().starts_with("objects[0]"));
+        // An alias bomb stays within the budget.
+        let bomb = "a: &a [x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d]\narray: []\n";
+        assert!(parse_objects(bomb).is_err());
+    }
+
+    fn spc(objects: &str, generate: &str) -> String {
+        let indented: String = objects.lines().map(|l| format!("      {l}\n")).collect();
+        format!(
+            "# comment kept\napiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: app\n  namespace: team-a\n  annotations:\n    arcseal.dev/generate: \"{generate}\"\nspec:\n  provider: azure\n  parameters:\n    keyvaultName: kv1\n    objects: |\n{indented}"
+        )
+    }
+
+    #[test]
+    fn finds_targets_and_edits_only_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spc.yaml");
+        let text = format!("a: 1\n---\n{}", spc(OBJECTS, "db-password=24:hex"));
+        std::fs::write(&path, &text).unwrap();
+        let files = vec![ManifestFile::read(&path).unwrap()];
+        let targets = find(&files).unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].class, "team-a/app");
+        assert_eq!(targets[0].pinned.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        let r =
+            vec![Rotation { new_version: Some("f".repeat(32)), ..rotation(&targets[0], "v".into(), None) }];
+        let mut changes = Vec::new();
+        edit_pins(&mut changes, &files, &targets, &r).unwrap();
+        assert_eq!(changes[0].1, text.replace("0123456789abcdef0123456789abcdef", &"f".repeat(32)));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spc.yaml");
+        for (generate, expect) in
+            [("tls=32", "only objectType: secret"), ("nope=32", "not an objectName"), ("x", "item=LENGTH")]
+        {
+            std::fs::write(&path, spc(OBJECTS, generate)).unwrap();
+            let e = find(&[ManifestFile::read(&path).unwrap()]).unwrap_err().to_string();
+            assert!(e.contains(expect) && e.contains("SecretProviderClass team-a/app"), "{e}");
+        }
+    }
+}
