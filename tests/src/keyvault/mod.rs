@@ -14,7 +14,11 @@
 //! sends each request to the loopback port and passes the original host in `x-standin-host`. In TLS mode the
 //! server presents a certificate for the given names, signed by a test CA, and the host comes from `Host`.
 //!
-//! Faults ([`Fault`]) make the next N data-plane requests fail with 429 / 5xx / a delay.
+//! Writes: `PUT /secrets/{name}` (body `{"value","contentType","attributes","tags"}`) adds a version with a new 32-hex id
+//! and answers 200 with the whole secret, as Key Vault's Set Secret does; the vault must exist (any earlier
+//! `set_secret`, or [`KeyVaultStandIn::create_vault`]). Other writes are refused.
+//!
+//! Faults ([`Fault`]) make the next N data-plane requests fail with 429 / 5xx / 403 / a delay.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
@@ -60,6 +64,8 @@ pub enum FaultKind {
     ServerError(u16),
     /// Delay the response.
     Delay(Duration),
+    /// 403 Forbidden / `AccessDenied`, as Key Vault answers a principal without the permission.
+    Forbidden,
 }
 
 #[derive(Clone)]
@@ -70,6 +76,7 @@ struct SecretVersion {
     enabled: bool,
     created: i64,
     kid: Option<String>,
+    tags: Value,
 }
 
 #[derive(Clone)]
@@ -283,6 +290,7 @@ impl KeyVaultStandIn {
                     enabled,
                     created,
                     kid,
+                    tags: json!({}),
                 },
             )
         });
@@ -330,9 +338,30 @@ impl KeyVaultStandIn {
                 enabled: true,
                 created,
                 kid: Some(kid),
+                tags: json!({}),
             });
         });
         version
+    }
+
+    /// Creates an empty vault (writes to a vault that does not exist fail like Key Vault's).
+    pub fn create_vault(&self, vault: &str) {
+        self.with(|s| {
+            s.vaults.entry(vault.into()).or_default();
+        });
+    }
+
+    /// Every version of a secret, oldest first: (version id, value, contentType).
+    pub fn secret_versions(&self, vault: &str, name: &str) -> Vec<(String, String, Option<String>)> {
+        self.with(|s| {
+            s.vaults
+                .get(vault)
+                .and_then(|v| v.secrets.get(name))
+                .map(|vs| {
+                    vs.iter().map(|v| (v.version.clone(), v.value.clone(), v.content_type.clone())).collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     /// Restricts reads of `vault` to these principals (client ids, `mi-system`, `mi-<client id>`).
@@ -446,7 +475,6 @@ async fn handle(
     let auth = req.headers().get("authorization").and_then(|h| h.to_str().ok()).map(str::to_owned);
     let metadata = req.headers().get("metadata").and_then(|h| h.to_str().ok()) == Some("true");
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let _ = &clock;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
 
@@ -577,19 +605,33 @@ async fn handle(
                 None,
             );
         }
+        Some(FaultKind::Forbidden) => {
+            return kv_error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "The user, group or application does not have secrets set permission on key vault '{vault_name}'."
+                ),
+                Some("AccessDenied"),
+            );
+        }
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
     }
-    let s = state.lock().unwrap();
+    let mut s = state.lock().unwrap();
     let Some(principal) = s.tokens.get(token).cloned() else {
         drop(s);
         return challenge(&host, "AKV10022: Invalid audience or token.");
     };
+    let base = format!("https://{host}");
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if method == hyper::Method::PUT {
+        let created = clock.fetch_add(1, Ordering::SeqCst) as i64;
+        return set_secret(&mut s, &vault_name, &base, &segments, &body, created);
+    }
     let Some(vault) = s.vaults.get(&vault_name) else {
         return kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault does not exist.", None);
     };
-    let base = format!("https://{host}");
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if vault.readers.as_ref().is_some_and(|r| !r.contains(&principal)) {
         let kind = segments.first().copied().unwrap_or("secrets");
         return kv_error(
@@ -635,7 +677,7 @@ async fn handle(
                 let mut j = json!({
                     "id": format!("{base}/secrets/{name}/{}", v.version),
                     "attributes": attrs(v.created, v.enabled),
-                    "tags": {},
+                    "tags": v.tags,
                 });
                 if let Some(ct) = &v.content_type {
                     j["contentType"] = json!(ct);
@@ -769,6 +811,68 @@ async fn handle(
         }
         _ => kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Unknown path.", None),
     }
+}
+
+/// Set Secret: `PUT /secrets/{name}` with `{"value", "contentType"?, "attributes"?, "tags"?}` adds a version.
+fn set_secret(
+    s: &mut State,
+    vault_name: &str,
+    base: &str,
+    segments: &[&str],
+    body: &[u8],
+    created: i64,
+) -> Response<Full<Bytes>> {
+    let ["secrets", name] = segments else {
+        return kv_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BadParameter",
+            "Only Set Secret is a write served here.",
+            None,
+        );
+    };
+    if name.is_empty() || name.len() > 127 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The request URI contains an invalid name: secret names are 1-127 of 0-9, a-z, A-Z and -.",
+            None,
+        );
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The request body is not valid JSON.",
+            None,
+        );
+    };
+    let Some(value) = request.get("value").and_then(Value::as_str) else {
+        return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "Property value is required.", None);
+    };
+    let Some(vault) = s.vaults.get_mut(vault_name) else {
+        return kv_error(StatusCode::NOT_FOUND, "VaultNotFound", "The vault does not exist.", None);
+    };
+    let version = SecretVersion {
+        version: random_hex32(),
+        value: value.to_owned(),
+        content_type: request.get("contentType").and_then(Value::as_str).map(str::to_owned),
+        enabled: request.pointer("/attributes/enabled").and_then(Value::as_bool).unwrap_or(true),
+        created,
+        kid: None,
+        tags: request.get("tags").filter(|t| t.is_object()).cloned().unwrap_or_else(|| json!({})),
+    };
+    let mut j = json!({
+        "value": version.value,
+        "id": format!("{base}/secrets/{name}/{}", version.version),
+        "attributes": {"enabled": version.enabled, "created": created, "updated": created,
+                       "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+        "tags": version.tags,
+    });
+    if let Some(ct) = &version.content_type {
+        j["contentType"] = json!(ct);
+    }
+    vault.secrets.entry((*name).to_owned()).or_default().push(version);
+    respond(StatusCode::OK, j)
 }
 
 /// The transport swap: keeps `https://<host>/...` URLs (so the SDK's TLS and challenge checks apply) and delivers
