@@ -26,9 +26,12 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::watcher::{self, watcher as watch_stream};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
@@ -311,6 +314,7 @@ async fn run_controllers(
         config.watch_namespaces.iter().cloned().map(Some).collect()
     };
     let mut runs = Vec::new();
+    let mut cache_tasks = Vec::new();
     for ns in scopes {
         let (ss_api, secret_api) = match &ns {
             None => (Api::<SealedSecret>::all(client.clone()), Api::<Secret>::all(client.clone())),
@@ -324,6 +328,19 @@ async fn run_controllers(
             Some(t) => watcher::Config::default().timeout(t),
             None => watcher::Config::default(),
         };
+        // Metadata of the Secrets in scope: lets reconciles skip a GET when the answer is already known.
+        let meta_api: Api<PartialObjectMeta<Secret>> = match &ns {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
+        let (secret_cache, secret_writer) = reflector::store();
+        ctx.add_secret_cache(ns.clone(), secret_cache);
+        let cache_task = tokio::spawn(
+            reflector(secret_writer, watch_stream(meta_api, wc()))
+                .default_backoff()
+                .for_each(|_| std::future::ready(())),
+        );
+        cache_tasks.push(cache_task);
         let controller = Controller::new(ss_api, wc())
             .owns(secret_api, wc())
             .with_config(ControllerConfig::default().concurrency(config.workers))
@@ -347,6 +364,9 @@ async fn run_controllers(
         ));
     }
     futures::future::join_all(runs).await;
+    for task in cache_tasks {
+        task.abort();
+    }
 }
 
 /// The HTTP status of a watch error (410: the watch relisted), 0 when it was not one.

@@ -8,7 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::FutureExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::time::{Duration, Instant};
 
 use arcseal_crypto::Fingerprint;
@@ -138,6 +142,7 @@ pub struct Context {
     pub resync: Duration,
     hints: Mutex<HashMap<String, Fingerprint>>,
     memo: Mutex<HashMap<String, Memo>>,
+    secret_caches: RwLock<Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>>,
 }
 
 impl Context {
@@ -149,7 +154,16 @@ impl Context {
         metrics: Arc<Metrics>,
         resync: Duration,
     ) -> Self {
-        Context { client, keys, recorder, metrics, resync, hints: Mutex::default(), memo: Mutex::default() }
+        Context {
+            client,
+            keys,
+            recorder,
+            metrics,
+            resync,
+            hints: Mutex::default(),
+            memo: Mutex::default(),
+            secret_caches: RwLock::default(),
+        }
     }
 
     fn hint(&self, ss: &SealedSecret) -> Option<Fingerprint> {
@@ -161,6 +175,36 @@ impl Context {
             .get(SEALED_WITH_ANNOTATION)
             .and_then(|v| v.split(',').next())
             .and_then(|f| Fingerprint::parse(f.trim()))
+    }
+
+    fn memorize(
+        &self,
+        uid: &str,
+        ss: &SealedSecret,
+        label: Vec<u8>,
+        secret_resource_version: Option<String>,
+    ) {
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(
+                uid.to_owned(),
+                Memo { generation: ss.metadata.generation, label, secret_resource_version },
+            );
+        }
+    }
+
+    /// Adds the Secret metadata cache of one watched scope (`None`: all namespaces).
+    pub fn add_secret_cache(&self, namespace: Option<String>, store: Store<PartialObjectMeta<Secret>>) {
+        if let Ok(mut caches) = self.secret_caches.write() {
+            caches.push((namespace, store));
+        }
+    }
+
+    /// `None`: no synced cache covers the namespace (ask the API server). `Some(None)`: the cache has no such Secret.
+    fn cached_secret(&self, namespace: &str, name: &str) -> Option<Option<Arc<PartialObjectMeta<Secret>>>> {
+        let caches = self.secret_caches.read().ok()?;
+        let (_, store) = caches.iter().find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))?;
+        store.wait_until_ready().now_or_never()?.ok()?;
+        Some(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     fn remember(&self, uid: &str, key: Fingerprint) {
@@ -299,26 +343,41 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
     let name = ss.name_any();
     let uid = ss.uid().unwrap_or_default();
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &namespace);
-    let live = secrets.get_opt(&name).await.map_err(|source| Error::Fetch { name: name.clone(), source })?;
-
+    let fetch = || async {
+        secrets.get_opt(&name).await.map_err(|source| Error::Fetch { name: name.clone(), source })
+    };
     let label = ss.encryption_label();
     let memo = ctx.memo.lock().ok().and_then(|m| m.get(&uid).cloned());
-    if let (Some(memo), Some(live)) = (&memo, &live)
-        && memo.generation == ss.metadata.generation
-        && memo.label == label
-        && memo.secret_resource_version.is_some()
-        && memo.secret_resource_version == live.metadata.resource_version
-    {
-        return Ok(Outcome::Unchanged);
-    }
+    let memo_holds = |rv: Option<&String>| {
+        memo.as_ref().is_some_and(|m| {
+            m.generation == ss.metadata.generation
+                && m.label == label
+                && m.secret_resource_version.is_some()
+                && m.secret_resource_version.as_ref() == rv
+        })
+    };
 
-    // Refuse before decrypting: a Secret that is not ours costs no RSA operation.
-    if let Some(live) = &live
-        && !(secret::owned_by(live, &uid)
-            || live.annotations().get(secret::MANAGED_ANNOTATION).is_some_and(|v| v == "true")
-            || live.annotations().get(secret::PATCH_ANNOTATION).is_some_and(|v| v == "true"))
-    {
-        return Err(Error::Unmanaged(name));
+    // The Secret metadata cache answers the common cases without a request: unchanged since this process wrote or
+    // checked it, someone else's, or (for a SealedSecret never synced here) not there yet.
+    let cached = ctx.cached_secret(&namespace, &name);
+    if let Some(Some(meta)) = &cached {
+        if memo_holds(meta.metadata.resource_version.as_ref()) {
+            return Ok(Outcome::Unchanged);
+        }
+        if !secret::may_touch(&meta.metadata, &uid) {
+            return Err(Error::Unmanaged(name));
+        }
+    }
+    let believed_absent = memo.is_none() && matches!(cached, Some(None));
+    let mut live = if believed_absent { None } else { fetch().await? };
+    if let Some(live) = &live {
+        if memo_holds(live.metadata.resource_version.as_ref()) {
+            return Ok(Outcome::Unchanged);
+        }
+        // Refuse before decrypting: a Secret that is not ours costs no RSA operation.
+        if !secret::may_touch(&live.metadata, &uid) {
+            return Err(Error::Unmanaged(name));
+        }
     }
 
     let keys = ctx.keys.snapshot();
@@ -335,7 +394,22 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
     let desired = secret::desired_secret(ss, items);
     let pp = PostParams { field_manager: Some(super::FIELD_MANAGER.to_owned()), ..PostParams::default() };
     let update_error = |source| Error::Update { name: name.clone(), source };
-    let (outcome, rv) = match secret::plan(desired, live.clone(), &uid) {
+    let mut plan = secret::plan(desired.clone(), live.clone(), &uid);
+    if believed_absent && let Plan::Create(s) = &plan {
+        match secrets.create(&pp, s).await {
+            Ok(created) => {
+                ctx.memorize(&uid, ss, label, created.metadata.resource_version);
+                return Ok(Outcome::Written);
+            }
+            // The cache was behind: decide again on the real Secret (the items are already decrypted).
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                live = fetch().await?;
+                plan = secret::plan(desired, live.clone(), &uid);
+            }
+            Err(e) => return Err(update_error(e)),
+        }
+    }
+    let (outcome, rv) = match plan {
         Plan::Refuse => return Err(Error::Unmanaged(name)),
         Plan::Unchanged => (Outcome::Unchanged, live.and_then(|l| l.metadata.resource_version)),
         Plan::Create(s) => {
@@ -357,9 +431,7 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
             (Outcome::Written, created.metadata.resource_version)
         }
     };
-    if let Ok(mut m) = ctx.memo.lock() {
-        m.insert(uid, Memo { generation: ss.metadata.generation, label, secret_resource_version: rv });
-    }
+    ctx.memorize(&uid, ss, label, rv);
     Ok(outcome)
 }
 
@@ -595,6 +667,51 @@ mod tests {
         assert!(bodies[3].contains("Unsealed"));
         assert_eq!(rsa_operations(&ctx.metrics), 1, "the resync did no RSA work");
         assert!(!bodies[2].contains("hunter2") && !bodies[3].contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn with_a_synced_secret_cache_cold_start_skips_the_get_and_resync_sends_nothing() {
+        use kube::runtime::{reflector, watcher};
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let key = PrivateKey::generate(2048).unwrap();
+        let ctx = context(Client::new(service, "ns"), &key);
+        let (cache, mut writer) = reflector::store::<PartialObjectMeta<Secret>>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        ctx.add_secret_cache(Some("ns".into()), cache);
+        let created = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "ns", "resourceVersion": "5", "uid": "s-1",
+                         "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                                              "name": "db", "uid": "uid-1", "controller": true}]},
+            "data": {"password": "aHVudGVyMg=="}, "type": "Opaque"});
+        let server = tokio::spawn(serve(
+            handle,
+            vec![
+                expect(Method::POST, SECRET, 201, created.clone()),
+                expect(Method::PATCH, STATUS, 200, ss_json()),
+                expect(Method::POST, EVENTS, 201, json!({})),
+            ],
+        ));
+        let ss = sealed(&key, "ns/db");
+        reconcile(Arc::new(ss.clone()), ctx.clone()).await.unwrap();
+        assert_eq!(server.await.unwrap().len(), 3);
+        // The watch delivers the Secret's metadata; a resync now needs no request at all.
+        let meta: PartialObjectMeta<Secret> = serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": created["metadata"]}))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(meta));
+        let mut synced = ss;
+        synced.status = Some(SealedSecretStatus {
+            observed_generation: Some(1),
+            conditions: vec![SealedSecretCondition {
+                type_: CONDITION_SYNCED.into(),
+                status: "True".into(),
+                ..SealedSecretCondition::default()
+            }],
+        });
+        // The mock's handle is gone: any request would fail this reconcile.
+        reconcile(Arc::new(synced), ctx.clone()).await.unwrap();
+        assert_eq!(rsa_operations(&ctx.metrics), 1);
     }
 
     #[tokio::test]

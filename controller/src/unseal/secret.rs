@@ -76,6 +76,15 @@ pub fn desired_secret(ss: &SealedSecret, items: Items) -> Secret {
     }
 }
 
+/// Whether the controller may write a live Secret with this metadata: controlled by (an ownerReference to) the
+/// SealedSecret with `uid`, or annotated `managed` or `patch`.
+pub fn may_touch(meta: &ObjectMeta, uid: &str) -> bool {
+    let annotations = meta.annotations.as_ref();
+    meta.owner_references.iter().flatten().any(|r| r.uid == uid)
+        || is_true(annotations, MANAGED_ANNOTATION)
+        || is_true(annotations, PATCH_ANNOTATION)
+}
+
 /// Whether `secret` has an ownerReference to the SealedSecret with `uid`.
 pub fn owned_by(secret: &Secret, uid: &str) -> bool {
     secret.owner_references().iter().any(|r| r.uid == uid)
