@@ -182,4 +182,24 @@ mod tests {
         );
         assert_eq!(Location::source("x").object("Secret", None, None).to_string(), "x (Secret <no name>)");
     }
+
+    #[test]
+    fn key_vault_errors_name_object_vault_and_earlier_writes() {
+        let at = Location::source("spc.yaml:3").object("SecretProviderClass", Some("team-a"), Some("app"));
+        let err = |already_written: Vec<String>| Error::KeyVault {
+            at: Box::new(at.item("b")),
+            object: "b".into(),
+            vault: "https://kv1.vault.azure.net/".into(),
+            message: "HTTP 403 Forbidden: denied".into(),
+            already_written,
+        };
+        assert_eq!(
+            err(vec![]).to_string(),
+            "spc.yaml:3 (SecretProviderClass team-a/app), item \"b\": writing a new version of secret \"b\" to Key \
+             Vault https://kv1.vault.azure.net/ failed: HTTP 403 Forbidden: denied; no repository file was changed"
+        );
+        assert!(err(vec!["a in https://kv1.vault.azure.net/".into()]).to_string().ends_with(
+            "(new versions already written, unpinned pods will mount them: a in https://kv1.vault.azure.net/)"
+        ));
+    }
 }

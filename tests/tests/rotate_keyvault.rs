@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, TestCa};
+use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, TestCa, service_account_jwt};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
@@ -68,6 +68,10 @@ impl Fixture {
 
     /// Runs `arcseal rotate --rotate-values <repo> extra...` as the CI job would (service principal from env).
     async fn rotate(&self, extra: &[&str]) -> Output {
+        self.rotate_with(extra, &[("AZURE_CLIENT_ID", "app-1"), ("AZURE_CLIENT_SECRET", "s3cret")]).await
+    }
+
+    async fn rotate_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let port = self.kv.addr().port();
         let addr = self.kv.addr().to_string();
         let mut cmd = Command::new(arcseal_bin());
@@ -90,11 +94,12 @@ impl Fixture {
             ])
             .args(extra)
             .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_CLIENT_ID", "app-1")
-            .env("AZURE_CLIENT_SECRET", "s3cret")
+            .env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
             .env_remove("AZURE_FEDERATED_TOKEN_FILE")
             .env_remove("SEALED_SECRETS_CERT")
-            .env("KUBECONFIG", "/nonexistent");
+            .env("KUBECONFIG", "/nonexistent")
+            .envs(env.iter().copied());
         // The stand-in runs on this test's runtime: wait for the child without blocking it.
         tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
     }
@@ -233,4 +238,35 @@ async fn dry_run_contacts_nothing() {
     let c = f.kv.counters();
     assert_eq!((c.keyvault, c.challenges, c.tokens), (0, 0, 0), "no request at all");
     assert_eq!(std::fs::read_to_string(f.repo.join("pinned.yaml")).unwrap(), text);
+}
+
+#[tokio::test]
+async fn workload_identity_from_a_federated_token_file() {
+    let f = Fixture::new().await;
+    f.kv.federate("app-wi", "system:serviceaccount:ci:rotator");
+    let v0 = f.kv.set_secret("kv1", "db-password", "old-value");
+    f.write(
+        "pinned.yaml",
+        &spc(
+            "app",
+            "db-password=16",
+            &[format!("objectName: db-password\nobjectType: secret\nobjectVersion: {v0}")],
+        ),
+    );
+    let token = f.dir.path().join("sa-token");
+    std::fs::write(&token, service_account_jwt("ci", "rotator")).unwrap();
+    let token = token.display().to_string();
+    let out = f
+        .rotate_with(&[], &[("AZURE_CLIENT_ID", "app-wi"), ("AZURE_FEDERATED_TOKEN_FILE", token.as_str())])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.kv.secret_versions("kv1", "db-password").len(), 2);
+    assert_eq!(f.kv.counters().tokens, 1, "one token for the run");
+
+    // Without any credential in the environment, the run says which variables to set and writes nothing.
+    let before = f.kv.secret_versions("kv1", "db-password").len();
+    let out = f.rotate_with(&[], &[]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("AZURE_CLIENT_ID is not set"), "{}", stderr(&out));
+    assert_eq!(f.kv.secret_versions("kv1", "db-password").len(), before);
 }
