@@ -606,6 +606,31 @@ mod tests {
     }
 
     #[test]
+    fn pins_are_edited_on_top_of_resealed_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.yaml");
+        let spc_text = spc(OBJECTS, "db-password=24");
+        std::fs::write(&path, format!("v: AAA\n---\n{spc_text}")).unwrap();
+        let files = vec![ManifestFile::read(&path).unwrap()];
+        let targets = find(&files).unwrap();
+        let r =
+            vec![Rotation { new_version: Some("e".repeat(32)), ..rotation(&targets[0], "v".into(), None) }];
+        // The SealedSecret rotation already lengthened the first document.
+        let mut changes = vec![(path.clone(), format!("v: BBBBBBBBBB\n---\n{spc_text}"))];
+        edit_pins(&mut changes, &files, &targets, &r).unwrap();
+        assert_eq!(changes.len(), 1);
+        let expected = spc_text.replace("0123456789abcdef0123456789abcdef", &"e".repeat(32));
+        assert_eq!(changes[0].1, format!("v: BBBBBBBBBB\n---\n{expected}"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn objects_parser_never_panics(raw in "(array:\n(  - [|]\n    [a-zA-Z: &*\\[\\]{}\n-]{0,40}\n){0,4})?[ -~\n]{0,80}") {
+            let _ = parse_objects(&raw);
+        }
+    }
+
+    #[test]
     fn refuses_what_it_cannot_rotate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spc.yaml");

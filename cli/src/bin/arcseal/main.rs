@@ -317,9 +317,10 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     touched.extend(targets.iter().filter(|t| t.pinned.is_some()).map(|t| t.file.clone()));
     touched.sort();
     touched.dedup();
+    // Unpinned Key Vault objects alone change no file: no branch to make then.
     let repo = match &args.branch {
-        Some(branch) => Some(git_prepare(&args.path, branch, &touched)?),
-        None => None,
+        Some(branch) if !touched.is_empty() => Some(git_prepare(&args.path, branch, &touched)?),
+        _ => None,
     };
     // Every Key Vault write first: a failure leaves every repository file as it was.
     let rotations = if targets.is_empty() {
@@ -334,15 +335,15 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     keyvault::edit_pins(&mut plan.changes, &manifests, &targets, &rotations)?;
     arcseal::rotate::apply(&plan)?;
     write_rotate_report(&args, &plan, &rotations)?;
-    if let (Some(root), Some(branch)) = (repo, &args.branch) {
-        if plan.changes.is_empty() {
-            eprintln!(
-                "no repository file changed (unpinned Key Vault objects only): nothing to commit on {branch}"
-            );
-        } else {
+    match (repo, &args.branch) {
+        (Some(root), Some(branch)) => {
             git_commit(&root, &plan, &rotate_message(&plan, &rotations))?;
             eprintln!("committed on branch {branch}");
         }
+        (None, Some(_)) => {
+            eprintln!("no repository file changed (unpinned Key Vault objects only): no branch made")
+        }
+        _ => {}
     }
     eprintln!("rotated {changed} item(s) in {} file(s) to {}", plan.changes.len(), plan.target);
     for r in &rotations {
