@@ -128,6 +128,9 @@ struct Memo {
     secret_resource_version: Option<String>,
 }
 
+/// The Secret metadata cache of one watched scope (`None`: all namespaces).
+type ScopedSecretCache = (Option<String>, Store<PartialObjectMeta<Secret>>);
+
 /// Shared by all reconciles.
 pub struct Context {
     /// The API client.
@@ -142,7 +145,7 @@ pub struct Context {
     pub resync: Duration,
     hints: Mutex<HashMap<String, Fingerprint>>,
     memo: Mutex<HashMap<String, Memo>>,
-    secret_caches: RwLock<Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>>,
+    secret_caches: RwLock<Vec<ScopedSecretCache>>,
 }
 
 impl Context {
