@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -315,6 +315,7 @@ async fn run_controllers(
     };
     let mut runs = Vec::new();
     let mut cache_tasks = Vec::new();
+    let mut stores = Vec::new();
     for ns in scopes {
         let (ss_api, secret_api) = match &ns {
             None => (Api::<SealedSecret>::all(client.clone()), Api::<Secret>::all(client.clone())),
@@ -346,6 +347,7 @@ async fn run_controllers(
             .with_config(ControllerConfig::default().concurrency(config.workers))
             .reconcile_all_on(key_changes)
             .graceful_shutdown_on(end.clone());
+        stores.push(controller.store());
         let metrics = metrics.clone();
         runs.push(controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(
             move |result| {
@@ -363,6 +365,24 @@ async fn run_controllers(
             },
         ));
     }
+    // Deleted SealedSecrets are never reconciled again: drop what was remembered about them once per resync.
+    let pruner = {
+        let (ctx, period) = (ctx.clone(), ctx.resync.max(Duration::from_secs(60)));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if stores.iter().all(|s| s.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())) {
+                    let live = stores
+                        .iter()
+                        .flat_map(|s| s.state())
+                        .filter_map(|ss| ss.metadata.uid.clone())
+                        .collect();
+                    ctx.forget_all_but(&live);
+                }
+            }
+        })
+    };
+    cache_tasks.push(pruner);
     futures::future::join_all(runs).await;
     for task in cache_tasks {
         task.abort();

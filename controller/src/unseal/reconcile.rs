@@ -215,6 +215,21 @@ impl Context {
             m.insert(uid.to_owned(), key);
         }
     }
+
+    /// Forgets what was learnt about SealedSecrets that no longer exist (`live` holds the uids that do).
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
+        if let Ok(mut m) = self.hints.lock() {
+            m.retain(|uid, _| live.contains(uid));
+        }
+        if let Ok(mut m) = self.memo.lock() {
+            m.retain(|uid, _| live.contains(uid));
+        }
+    }
+
+    /// How many SealedSecrets this process remembers something about.
+    pub fn remembered(&self) -> usize {
+        self.memo.lock().map_or(0, |m| m.len()).max(self.hints.lock().map_or(0, |m| m.len()))
+    }
 }
 
 /// Decrypts every item of `ss` (legacy `spec.data` included) and renders `spec.template.data`. The label comes from
@@ -715,6 +730,22 @@ mod tests {
         // The mock's handle is gone: any request would fail this reconcile.
         reconcile(Arc::new(synced), ctx.clone()).await.unwrap();
         assert_eq!(rsa_operations(&ctx.metrics), 1);
+    }
+
+    #[tokio::test]
+    async fn what_was_learnt_about_deleted_sealed_secrets_is_forgotten() {
+        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let key = PrivateKey::generate(2048).unwrap();
+        let ctx = context(Client::new(service, "ns"), &key);
+        let ss = sealed(&key, "ns/db");
+        for uid in ["uid-1", "uid-2"] {
+            ctx.remember(uid, key.fingerprint());
+            ctx.memorize(uid, &ss, b"ns/db".to_vec(), Some("1".into()));
+        }
+        assert_eq!(ctx.remembered(), 2);
+        ctx.forget_all_but(&["uid-2".to_owned()].into());
+        assert_eq!(ctx.remembered(), 1);
+        assert!(ctx.hint(&ss).is_none(), "uid-1's hint is gone");
     }
 
     #[tokio::test]
