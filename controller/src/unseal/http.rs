@@ -241,6 +241,19 @@ pub fn rotate_blocking(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_body_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse_sealed_secret(&body);
+        }
+
+        #[test]
+        fn parsing_near_valid_json_never_panics(noise in "[{}\\[\\]:,\"a-zA-Z0-9 ]{0,200}") {
+            let body = format!(r#"{{"apiVersion":"bitnami.com/v1alpha1","kind":"SealedSecret","metadata":{{"name":"a"}},"spec":{noise}"#);
+            let _ = parse_sealed_secret(body.as_bytes());
+        }
+    }
+
     #[test]
     fn rate_limiter_allows_the_burst_then_refuses() {
         let limiter = RateLimiter::new(0.001, 2);

@@ -65,17 +65,26 @@ pub fn render(text: &str, items: &Items) -> Result<Zeroizing<Vec<u8>>, TemplateE
             continue; // a comment
         }
         let tokens = lex(body)?;
-        let mut parser = Parser { tokens: &tokens, pos: 0 };
+        let mut parser = Parser { tokens: &tokens, pos: 0, depth: 0 };
         let pipeline = parser.pipeline()?;
         if parser.pos != tokens.len() {
             return err(format!("unexpected {} in action {{{{ {body} }}}}", tokens[parser.pos].describe()));
         }
         let value = eval_pipeline(&pipeline, items)?;
         out.extend_from_slice(&value);
+        check_size(out.len())?;
         rest = tail;
     }
     out.extend_from_slice(rest.as_bytes());
+    check_size(out.len())?;
     Ok(out)
+}
+
+fn check_size(len: usize) -> Result<(), TemplateError> {
+    if len > MAX_OUTPUT_BYTES {
+        return err(format!("the rendered value would exceed {MAX_OUTPUT_BYTES} bytes"));
+    }
+    Ok(())
 }
 
 /// Index of the `}}` closing an action, skipping string literals.
@@ -242,7 +251,14 @@ type Command = Vec<Operand>;
 struct Parser<'a> {
     tokens: &'a [Token],
     pos: usize,
+    depth: usize,
 }
+
+/// Deepest `( ... )` nesting accepted: templates come from any user who may create a SealedSecret, and the parser
+/// recurses on parentheses.
+pub const MAX_NESTING: usize = 32;
+/// Largest rendered value: a Secret holds at most 1 MiB, and `b64enc` chains grow by 4/3 per step.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 
 impl Parser<'_> {
     fn pipeline(&mut self) -> Result<Vec<Command>, TemplateError> {
@@ -272,8 +288,13 @@ impl Parser<'_> {
                     _ => Operand::Func(name.clone()),
                 },
                 Token::Open => {
+                    if self.depth >= MAX_NESTING {
+                        return err(format!("parentheses nested deeper than {MAX_NESTING}"));
+                    }
                     self.pos += 1;
+                    self.depth += 1;
                     let sub = self.pipeline()?;
+                    self.depth -= 1;
                     if self.tokens.get(self.pos) != Some(&Token::Close) {
                         return err("missing `)`");
                     }
@@ -295,7 +316,9 @@ type Value = Zeroizing<Vec<u8>>;
 fn eval_pipeline(pipeline: &[Command], items: &Items) -> Result<Value, TemplateError> {
     let mut piped: Option<Value> = None;
     for command in pipeline {
-        piped = Some(eval_command(command, piped, items)?);
+        let value = eval_command(command, piped, items)?;
+        check_size(value.len())?;
+        piped = Some(value);
     }
     piped.ok_or_else(|| TemplateError("empty pipeline".into()))
 }
@@ -566,6 +589,29 @@ mod tests {
             let e = r(template).unwrap_err().to_string();
             assert!(e.contains(expected), "{template}: {e}");
             assert!(!e.contains("s3cr3t") && !e.contains("admin"), "{template}: {e}");
+        }
+    }
+
+    #[test]
+    fn hostile_templates_are_bounded() {
+        let deep = format!("{{{{ {}.user{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(r(&deep).unwrap_err().to_string().contains("nested deeper than 32"));
+        let grow = format!("{{{{ .user{} }}}}", " | b64enc".repeat(100));
+        assert!(r(&grow).unwrap_err().to_string().contains("exceed"));
+        let wide = "{{ .user }}".repeat(300_000);
+        assert!(r(&wide).unwrap_err().to_string().contains("exceed"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rendering_never_panics(text in "([{}|().\\-\" a-z$`]|\\.user|index|printf|b64enc|b64dec|upper|%s){0,60}") {
+            let _ = render(&text, &items());
+        }
+
+        #[test]
+        fn text_without_actions_is_literal(text in "[^{]{0,200}") {
+            let rendered = render(&text, &items()).unwrap();
+            proptest::prop_assert_eq!(rendered.as_slice(), text.as_bytes());
         }
     }
 
