@@ -480,3 +480,28 @@ async fn posts_are_rate_and_size_limited_and_metrics_use_sealed_secrets_names() 
     ns.finish().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn kubectl_shows_the_printer_columns() -> TestResult {
+    let (ns, key, running) = setup("printer-columns").await;
+    let ssa = ns.api::<SealedSecret>();
+    let pp = PostParams::default();
+    ssa.create(&pp, &sealed(ns.name(), "ok", Scope::Strict, key.public_key(), &[("a", b"x")], None)).await?;
+    let (other, _) = new_key();
+    ssa.create(&pp, &sealed(ns.name(), "bad", Scope::Strict, other.public_key(), &[("a", b"x")], None))
+        .await?;
+    wait_synced(&ssa, "ok", "True").await;
+    wait_synced(&ssa, "bad", "False").await;
+    let output = ns.kubectl().args(["get", "sealedsecrets", "--sort-by=.metadata.name"]).output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout)?;
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(&lines[0][..4], ["NAME", "STATUS", "SYNCED", "AGE"], "{text}");
+    assert_eq!(lines[1][0], "bad");
+    assert!(text.contains("no key could decrypt item"), "{text}");
+    assert_eq!(lines[1][lines[1].len() - 2], "False", "{text}");
+    assert_eq!((lines[2][0], lines[2][1]), ("ok", "True"), "an empty Status column, then Synced: {text}");
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}

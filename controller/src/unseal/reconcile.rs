@@ -748,6 +748,28 @@ mod tests {
         assert!(ctx.hint(&ss).is_none(), "uid-1's hint is gone");
     }
 
+    #[test]
+    fn legacy_spec_data_opens_to_the_items_of_a_whole_secret() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let keys = KeySet::new(vec![LoadedKey { key: key.clone(), cert: None, secret_name: "k".into() }]);
+        let metrics = Metrics::new();
+        let mut ss = sealed(&key, "ns/db");
+        ss.spec.encrypted_data.clear();
+        let whole = br#"{"apiVersion":"v1","kind":"Secret","data":{"a":"eA=="},"stringData":{"b":"y"}}"#;
+        ss.spec.data = Some(arcseal_crypto::seal(key.public_key(), b"ns/db", whole).unwrap());
+        let (items, by) = unseal_items(&ss, &keys, None, &metrics).unwrap();
+        assert_eq!(by, Some(key.fingerprint()));
+        let got: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+        assert_eq!(got, vec![("a", &b"x"[..]), ("b", &b"y"[..])]);
+
+        ss.spec.encrypted_data.insert("c".into(), "AgB".into());
+        assert!(matches!(unseal_items(&ss, &keys, None, &metrics), Err(Error::BothDataForms)));
+        ss.spec.encrypted_data.clear();
+        ss.spec.data = Some(arcseal_crypto::seal(key.public_key(), b"ns/db", b"not json").unwrap());
+        let err = unseal_items(&ss, &keys, None, &metrics).err().unwrap();
+        assert!(matches!(err, Error::Legacy) && !err.to_string().contains("not json"));
+    }
+
     #[tokio::test]
     async fn wrong_scope_writes_status_and_event_but_no_secret() {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
