@@ -229,7 +229,7 @@ async fn controller_child_process() {
     let client = kube::Client::try_from(kube_config).unwrap();
     let mut config = config(&namespace, &[&namespace]);
     config.instance = identity.clone();
-    config.listen_addr = None;
+    config.listen_addr = std::env::var("ARCSEAL_CHILD_LISTEN").ok().and_then(|a| a.parse().ok());
     config.leader_election = Some(LeaderConfig {
         namespace,
         lease_name: "arcseal-unseal".into(),
@@ -252,8 +252,9 @@ impl Drop for ChildGuard {
     }
 }
 
-fn spawn_controller(ns: &TestNamespace, identity: &str) -> ChildGuard {
+fn spawn_controller(ns: &TestNamespace, identity: &str, listen: &str) -> ChildGuard {
     let child = Command::new(std::env::current_exe().unwrap())
+        .env("ARCSEAL_CHILD_LISTEN", listen)
         .args(["--exact", "controller_child_process", "--ignored", "--nocapture", "--test-threads=1"])
         .env("ARCSEAL_CHILD_NAMESPACE", ns.name())
         .env("ARCSEAL_CHILD_IDENTITY", identity)
@@ -270,12 +271,30 @@ async fn leader_failover_between_two_controller_processes() -> TestResult {
     k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
     let (key, cert) = new_key();
     store_key(&ns.client(), ns.name(), &key, &cert).await;
-    let mut children = vec![("a", Some(spawn_controller(&ns, "a"))), ("b", Some(spawn_controller(&ns, "b")))];
+    let free =
+        || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
+    let (addr_a, addr_b) = (free(), free());
+    let mut children = vec![
+        ("a", Some(spawn_controller(&ns, "a", &addr_a))),
+        ("b", Some(spawn_controller(&ns, "b", &addr_b))),
+    ];
     let leases = ns.api::<Lease>();
     let holder = || async {
         leases.get_opt("arcseal-unseal").await.ok().flatten().and_then(|l| l.spec?.holder_identity)
     };
     let leader = poll("a leader", TIMEOUT, || async { Ok(holder().await) }).await?;
+    // Every replica serves the HTTP API with the current keys, leader or not.
+    for addr in [&addr_a, &addr_b] {
+        let served = poll(&format!("cert.pem on {addr}"), TIMEOUT, || async {
+            let Ok(response) = reqwest::get(format!("http://{addr}/v1/cert.pem")).await else {
+                return Ok(None);
+            };
+            let Ok(bytes) = response.bytes().await else { return Ok(None) };
+            Ok(Certificate::from_pem(&bytes).ok())
+        })
+        .await?;
+        assert_eq!(served.fingerprint(), key.fingerprint(), "{addr}");
+    }
     let ssa = ns.api::<SealedSecret>();
     let pp = PostParams::default();
     ssa.create(&pp, &sealed(ns.name(), "first", Scope::Strict, key.public_key(), &[("v", b"1")], None))
