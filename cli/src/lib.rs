@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod controller;
 pub mod error;
 pub mod input;
 pub mod keys;

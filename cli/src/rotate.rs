@@ -32,8 +32,12 @@ pub const GENERATE_ANNOTATION: &str = "arcseal.dev/generate";
 pub struct RotateOptions {
     /// Seal everything to this certificate's key.
     pub target: Certificate,
-    /// Keys that open the current values; must include the target's key.
+    /// Keys that open the current values; must include the target's key (offline mode).
     pub keys: KeyRing,
+    /// Online mode: the controller's `/v1/rotate` re-seals instead of local keys. Whether an object is
+    /// current is then read from its `arcseal.dev/sealed-with` annotation; objects without it are
+    /// re-sealed on every run.
+    pub controller: Option<crate::controller::Controller>,
     /// Regenerate items named in [`GENERATE_ANNOTATION`].
     pub rotate_values: bool,
 }
@@ -131,7 +135,7 @@ pub fn plan(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Plan> {
     let target = options.target.fingerprint();
-    if options.keys.get(&target).is_none() {
+    if options.controller.is_none() && options.keys.get(&target).is_none() {
         return Err(Error::Usage(format!(
             "the target certificate's private key (sha256:{target}) is not among --private-key; rotate needs it \
              to tell which items are already current (pass the controller's whole key backup)"
@@ -139,6 +143,8 @@ pub fn plan(
     }
     let files = paths.iter().map(|p| ManifestFile::read(p)).collect::<Result<Vec<_>>>()?;
     let mut jobs = Vec::new();
+    // Online mode: what the controller re-sealed, per (file, document); `None` when already current.
+    let mut online: BTreeMap<(usize, usize), Option<BTreeMap<String, String>>> = BTreeMap::new();
     for (f, file) in files.iter().enumerate() {
         for d in 0..file.chunks.len() {
             let at = file.location(d);
@@ -158,6 +164,14 @@ pub fn plan(
                 BTreeMap::new()
             };
             let object = format!("{}/{}", sealed.namespace(), sealed.name());
+            if let Some(controller) = &options.controller {
+                let rotated = if sealed.sealed_with() == [target] {
+                    None
+                } else {
+                    Some(controller.rotate(&doc.0, &sealed.location(&at))?.spec.encrypted_data)
+                };
+                online.insert((f, d), rotated);
+            }
             let hint =
                 sealed.sealed_with().into_iter().find(|f| options.keys.get(f).is_some()).unwrap_or(target);
             for (item, value) in &sealed.spec.encrypted_data {
@@ -193,24 +207,40 @@ pub fn plan(
                 .document(job.doc + 1)
                 .object(KIND, Some(job.object.split('/').next().unwrap_or("")), job.object.split('/').nth(1))
                 .item(&job.item);
+            let seal_fresh = |generator: &Generator| {
+                let fresh = generator.generate().map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
+                arcseal_crypto::seal(options.target.public_key(), &job.label, fresh.as_bytes())
+                    .map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })
+            };
+            if let Some(rotated) = online.get(&(job.file, job.doc)) {
+                let from = if job.hint == target && rotated.is_some() { "unknown".to_owned() } else { format!("sha256:{}", job.hint) };
+                let result = match (&job.generate, rotated) {
+                    (Some(generator), _) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
+                    (None, None) => (Action::Current, None, from),
+                    (None, Some(values)) => {
+                        let new = values.get(&job.item).cloned().ok_or_else(|| {
+                            Error::input(&at, "the controller's /v1/rotate answer lacks this item")
+                        })?;
+                        (Action::Resealed, Some(new), from)
+                    }
+                };
+                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                return Ok(result);
+            }
             let opened = options.keys.open_value(&job.label, &job.value, Some(&job.hint)).map_err(|_| {
                 Error::input(
                     &at,
                     "no given key opens it (sealed with a key not in --private-key, or for another name, namespace or scope)",
                 )
             })?;
+            let from = format!("sha256:{}", opened.key);
             let result = match &job.generate {
-                Some(generator) => {
-                    let fresh = generator.generate().map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
-                    let sealed = arcseal_crypto::seal(options.target.public_key(), &job.label, fresh.as_bytes())
-                        .map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
-                    (Action::Regenerated, Some(sealed), opened.key)
-                }
-                None if opened.key == target => (Action::Current, None, opened.key),
+                Some(generator) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
+                None if opened.key == target => (Action::Current, None, from),
                 None => {
                     let sealed = arcseal_crypto::seal(options.target.public_key(), &job.label, opened.plaintext.as_bytes())
                         .map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
-                    (Action::Resealed, Some(sealed), opened.key)
+                    (Action::Resealed, Some(sealed), from)
                 }
             };
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -232,7 +262,7 @@ pub fn plan(
             object: job.object.clone(),
             item: job.item.clone(),
             action,
-            sealed_with: format!("sha256:{from}"),
+            sealed_with: from,
         });
         if let Some(new_value) = new_value {
             let at = Location::source(format!("{}:{}", file.path.display(), job.line)).item(&job.item);

@@ -60,6 +60,8 @@ pub struct Checks<'a> {
     pub cert: Option<&'a Certificate>,
     /// Private keys: every item must open.
     pub keys: Option<&'a KeyRing>,
+    /// A controller whose `/v1/verify` must accept every SealedSecret.
+    pub controller: Option<&'a crate::controller::Controller>,
 }
 
 /// JUnit XML: one test case per SealedSecret (named by its location), failing on its errors.
@@ -201,6 +203,24 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
         );
     }
 
+    if let Some(controller) = checks.controller {
+        use crate::controller::Verdict;
+        match controller.verify(value, &at) {
+            Ok(Verdict::Opens) => {}
+            Ok(Verdict::DoesNotOpen) => problem(
+                &at,
+                Severity::Error,
+                "the controller cannot decrypt it (/v1/verify: 409): sealed with another key, or for another name, namespace or scope".into(),
+            ),
+            Ok(Verdict::Invalid(why)) => {
+                problem(&at, Severity::Error, format!("the controller refused it (/v1/verify: 400): {why}"))
+            }
+            Err(e) => {
+                let p = Problem::from_error(&at, &e);
+                problem(&p.at, p.severity, p.message)
+            }
+        }
+    }
     let label = sealed.encryption_label();
     let legacy = sealed.spec.data.iter().map(|v| ("spec.data".to_owned(), v));
     for (item, text) in sealed.spec.encrypted_data.iter().map(|(k, v)| (k.clone(), v)).chain(legacy) {

@@ -2,30 +2,13 @@
 //! Entra ID stand-in over TLS with a test CA, reached the way a private cloud is (`--ca-bundle`, `--authority-host`,
 //! `--keyvault-dns-suffix`, and host names pinned to the loopback stand-in).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
+use arcseal_tests::arcseal_bin;
 use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, TestCa, service_account_jwt};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-
-/// The `arcseal` binary of this workspace, built once (the test crate cannot name another package's binary).
-fn arcseal_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "arcseal", "--bin", "arcseal"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("running cargo build -p arcseal");
-        assert!(status.success(), "cargo build -p arcseal failed");
-        // target/<profile>/deps/rotate_keyvault-<hash> -> target/<profile>/arcseal
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("arcseal")
-    })
-}
 
 struct Fixture {
     kv: KeyVaultStandIn,

@@ -125,6 +125,9 @@ pub struct ValidateArgs {
     /// Private keys (PEM or key Secret backups): also check that every item opens.
     #[arg(long = "private-key", value_delimiter = ',', value_name = "FILE")]
     pub private_keys: Vec<PathBuf>,
+    /// Also ask this controller's /v1/verify whether each SealedSecret decrypts (https, or http on loopback).
+    #[arg(long, value_name = "URL")]
+    pub controller_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -134,8 +137,17 @@ pub struct RotateArgs {
     pub path: PathBuf,
     /// Private keys that open the current values, including the newest: PEM files or the controller's
     /// key Secret backup (Secret or v1 List). Repeatable.
-    #[arg(long = "private-key", value_delimiter = ',', required = true, value_name = "FILE")]
+    #[arg(
+        long = "private-key",
+        value_delimiter = ',',
+        required_unless_present = "controller_url",
+        value_name = "FILE"
+    )]
     pub private_keys: Vec<PathBuf>,
+    /// Online instead: re-seal through this controller's /v1/rotate (https, or http on loopback, e.g.
+    /// after `kubectl port-forward`); rotates to its /v1/cert.pem.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["private_keys", "cert"])]
+    pub controller_url: Option<String>,
     /// Certificate to rotate to; default: the newest certificate (by NotBefore) among the key backups.
     #[command(flatten)]
     pub cert: CertSource,

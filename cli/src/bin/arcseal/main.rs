@@ -173,7 +173,8 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
         problems.extend(validate::check_certificate(c, &Location::source(spec), now));
     }
-    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref() };
+    let controller = args.controller_url.as_deref().map(arcseal::controller::Controller::new).transpose()?;
+    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), controller: controller.as_ref() };
     let mut cases = Vec::new();
     if args.files.is_empty() {
         let source = Source::read(None)?;
@@ -266,9 +267,11 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
             certs.extend(cert);
         }
     }
-    let target = match args.cert.cert.as_deref() {
-        Some(spec) => sealing_certificate(Some(spec))?,
-        None => certs
+    let controller = args.controller_url.as_deref().map(arcseal::controller::Controller::new).transpose()?;
+    let target = match (args.cert.cert.as_deref(), &controller) {
+        (_, Some(controller)) => controller.certificate()?,
+        (Some(spec), None) => sealing_certificate(Some(spec))?,
+        (None, None) => certs
             .into_iter()
             .max_by_key(|c| c.not_before())
             .context("no certificate to rotate to: pass --cert, or key Secret backups that carry tls.crt")?,
@@ -280,7 +283,8 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let files = arcseal::repo::manifest_files(&args.path)?;
-    let options = arcseal::rotate::RotateOptions { target, keys: ring, rotate_values: args.rotate_values };
+    let options =
+        arcseal::rotate::RotateOptions { target, keys: ring, rotate_values: args.rotate_values, controller };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = |done: usize, total: usize| {
         if terminal && (done == total || done.is_multiple_of(16)) {
