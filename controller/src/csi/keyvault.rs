@@ -181,6 +181,14 @@ impl Fetched {
     }
 }
 
+/// One listed version: (created, version id, enabled). The three object kinds list versions with
+/// attribute types of their own but the same three facts.
+type VersionRow = (i64, String, bool);
+
+fn version_row(created: Option<time::OffsetDateTime>, id: Option<&str>, enabled: Option<bool>) -> VersionRow {
+    (created.map(|t| t.unix_timestamp()).unwrap_or_default(), version_of(id), enabled.unwrap_or(true))
+}
+
 /// Last path segment of a Key Vault id URL: the version.
 pub fn version_of(id: Option<&str>) -> String {
     id.unwrap_or_default().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned()
@@ -404,8 +412,7 @@ pub async fn list_versions(
     policy: RetryPolicy,
     metrics: &Metrics,
 ) -> Result<Vec<String>, FetchError> {
-    // (created, version, enabled)
-    let items: Vec<(i64, String, bool)> = match object_type {
+    let items: Vec<VersionRow> = match object_type {
         ObjectType::Secret => {
             with_retry(policy, metrics, "list_versions", || async {
                 let opts = SecretClientListSecretPropertiesVersionsOptions {
@@ -418,11 +425,7 @@ pub async fn list_versions(
                     .into_iter()
                     .map(|p| {
                         let a = p.attributes.unwrap_or_default();
-                        (
-                            a.created.map(|t| t.unix_timestamp()).unwrap_or_default(),
-                            version_of(p.id.as_deref()),
-                            a.enabled.unwrap_or(true),
-                        )
+                        version_row(a.created, p.id.as_deref(), a.enabled)
                     })
                     .collect())
             })
@@ -436,11 +439,7 @@ pub async fn list_versions(
                     .into_iter()
                     .map(|p| {
                         let a = p.attributes.unwrap_or_default();
-                        (
-                            a.created.map(|t| t.unix_timestamp()).unwrap_or_default(),
-                            version_of(p.kid.as_deref()),
-                            a.enabled.unwrap_or(true),
-                        )
+                        version_row(a.created, p.kid.as_deref(), a.enabled)
                     })
                     .collect())
             })
@@ -454,11 +453,7 @@ pub async fn list_versions(
                     .into_iter()
                     .map(|p| {
                         let a = p.attributes.unwrap_or_default();
-                        (
-                            a.created.map(|t| t.unix_timestamp()).unwrap_or_default(),
-                            version_of(p.id.as_deref()),
-                            a.enabled.unwrap_or(true),
-                        )
+                        version_row(a.created, p.id.as_deref(), a.enabled)
                     })
                     .collect())
             })
