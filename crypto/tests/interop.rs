@@ -1,5 +1,6 @@
 //! Interop with values, keys and certificates made by other implementations of the sealed-secrets
-//! format (kubesealpy, aes-gcm-rsa-oaep, @linode/kubeseal-encrypt): ../shared/fixtures/sealed-secrets.
+//! format (kubesealpy, aes-gcm-rsa-oaep, @linode/kubeseal-encrypt), kept in the repository at
+//! tests/fixtures/sealed-secrets with their README.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("ARCSEAL_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sealed-secrets")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sealed-secrets")
     });
     assert!(dir.is_dir(), "interop fixtures not found at {} (set ARCSEAL_FIXTURES)", dir.display());
     dir

@@ -332,7 +332,7 @@ async fn verify_and_rotate_endpoints_read_scope_from_own_metadata_only() -> Test
 
 fn fixtures() -> std::path::PathBuf {
     let dir = std::env::var_os("ARCSEAL_FIXTURES").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/sealed-secrets")
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/sealed-secrets")
     });
     assert!(dir.is_dir(), "interop fixtures not found at {} (set ARCSEAL_FIXTURES)", dir.display());
     dir
