@@ -63,12 +63,33 @@ struct UnsealArgs {
     /// Comma-separated namespaces to watch besides the controller's own when --all-namespaces=false.
     #[arg(long, env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES", default_value = "")]
     additional_namespaces: String,
-    /// /v1/verify and /v1/rotate requests per second (together).
-    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2.0)]
+    /// /v1/verify and /v1/rotate requests per second, per caller (client address).
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 10.0)]
     rate_limit: f64,
     /// Burst of --rate-limit.
-    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 20)]
     rate_limit_burst: u32,
+    /// Items (RSA decryptions) per second per caller on /v1/verify and /v1/rotate.
+    #[arg(long, env = "ARCSEAL_RATE_LIMIT_ITEMS", default_value_t = 100.0)]
+    rate_limit_items: f64,
+    /// Burst of --rate-limit-items; also the most items one request may carry.
+    #[arg(long, env = "ARCSEAL_RATE_LIMIT_ITEMS_BURST", default_value_t = 500)]
+    rate_limit_items_burst: u32,
+    /// Items (RSA decryptions) per second on /v1/verify and /v1/rotate for all callers together.
+    #[arg(long, env = "ARCSEAL_RATE_LIMIT_ITEMS_TOTAL", default_value_t = 300.0)]
+    rate_limit_items_total: f64,
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "ARCSEAL_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    http_header_timeout: Duration,
+    /// Time a client has to send a request's body.
+    #[arg(long, env = "ARCSEAL_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    http_body_timeout: Duration,
+    /// Open HTTP connections at most (API and metrics listeners each).
+    #[arg(long, env = "ARCSEAL_HTTP_MAX_CONNECTIONS", default_value_t = 512)]
+    http_max_connections: usize,
+    /// Open HTTP connections from one client address at most.
+    #[arg(long, env = "ARCSEAL_HTTP_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 64)]
+    http_max_connections_per_client: usize,
     /// Concurrent reconciles.
     #[arg(long, env = "ARCSEAL_WORKERS", default_value_t = 8)]
     workers: u16,
@@ -201,7 +222,7 @@ fn parse_listen(flag: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
 }
 
 async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
-    use arcseal_controller::unseal::{self, keys::KeyPolicy, leader::LeaderConfig};
+    use arcseal_controller::unseal::{self, http::HttpLimits, keys::KeyPolicy, leader::LeaderConfig};
     let namespace =
         std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()).unwrap_or("kube-system".into());
     let identity = std::env::var("POD_NAME")
@@ -243,8 +264,19 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
         resync: args.resync_period,
         listen_addr: parse_listen("--listen-addr", &args.listen_addr)?,
         metrics_addr: parse_listen("--listen-metrics-addr", &args.listen_metrics_addr)?,
-        rate_limit: args.rate_limit,
-        rate_limit_burst: args.rate_limit_burst,
+        http_limits: HttpLimits {
+            header_timeout: args.http_header_timeout,
+            body_timeout: args.http_body_timeout,
+            max_connections: args.http_max_connections,
+            max_connections_per_client: args.http_max_connections_per_client,
+            request_rate: args.rate_limit,
+            request_burst: args.rate_limit_burst,
+            item_rate: args.rate_limit_items,
+            item_burst: args.rate_limit_items_burst,
+            total_item_rate: args.rate_limit_items_total,
+            total_item_burst: args.rate_limit_items_burst.max(1).saturating_mul(2),
+            ..HttpLimits::default()
+        },
         leader_election: args.leader_elect.then(|| LeaderConfig {
             namespace: namespace.clone(),
             lease_name: args.leader_elect_lease_name,

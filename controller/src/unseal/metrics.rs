@@ -14,6 +14,8 @@
 //! | `rsa_operations_total` (arcseal) | |
 //! | `is_leader` (arcseal, gauge) | |
 //! | `watch_errors_total` (arcseal) | `code` (410: the watch relisted) |
+//! | `http_refused_total` (arcseal) | `reason` = rate_limited, busy, too_many_items, too_large, body_timeout |
+//! | `orphaned_keys` (arcseal, gauge) | |
 
 use std::sync::atomic::AtomicU64;
 
@@ -100,6 +102,16 @@ pub struct Metrics {
     pub is_leader: Gauge,
     /// `rsa_operations_total`, also read directly by the benchmark.
     pub rsa_operations: Counter<u64, AtomicU64>,
+    http_refused: Family<ReasonLabel, Counter>,
+    /// `orphaned_keys`: keys still loaded whose key Secret was deleted.
+    pub orphaned_keys: Gauge,
+}
+
+/// A `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why.
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -164,8 +176,22 @@ impl Metrics {
             "RSA private-key operations performed by reconciles (arcseal)",
             rsa_operations.clone(),
         );
+        let http_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_refused",
+            "Requests to /v1/verify and /v1/rotate turned away before any RSA work, by reason (arcseal)",
+            http_refused.clone(),
+        );
+        let orphaned_keys = Gauge::default();
+        registry.register(
+            "orphaned_keys",
+            "Keys still loaded (they decrypt) whose key Secret was deleted; gone on restart (arcseal)",
+            orphaned_keys.clone(),
+        );
         Metrics {
             registry,
+            http_refused,
+            orphaned_keys,
             unseal_requests,
             unseal_errors,
             condition_info,
@@ -189,6 +215,11 @@ impl Metrics {
     /// Counts a watch error (`code` 0 when it was not an HTTP status).
     pub fn watch_error(&self, code: u16) {
         self.watch_errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts a request turned away by admission control.
+    pub fn http_refused(&self, reason: &'static str) {
+        self.http_refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Counts an unseal error.

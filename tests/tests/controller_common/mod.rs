@@ -54,8 +54,11 @@ pub fn config(key_namespace: &str, watch: &[&str]) -> Config {
         resync: Duration::from_secs(2),
         listen_addr: Some("127.0.0.1:0".parse().unwrap()),
         metrics_addr: None,
-        rate_limit: 100.0,
-        rate_limit_burst: 100,
+        http_limits: unseal::http::HttpLimits {
+            request_rate: 100.0,
+            request_burst: 100,
+            ..unseal::http::HttpLimits::default()
+        },
         leader_election: None,
         instance: "test".into(),
         watch_timeout: None,

@@ -9,61 +9,43 @@
 //! | `POST /v1/verify` | a SealedSecret (JSON or YAML): 200 if every item decrypts, 409 if not, 400 if unparsable |
 //! | `POST /v1/rotate` | a SealedSecret: 200 + the same object with every item re-sealed to the newest key |
 //!
-//! Both POSTs decrypt, so they are rate limited (a token bucket shared by all clients: RSA work is the DoS vector)
-//! and bodies are capped. The scope is read from the SealedSecret's top-level metadata only, never from
-//! `spec.template` (CVE-2026-22728).
+//! Both POSTs decrypt, so admission control ([`admission`]) runs before a body is read: per-caller request and
+//! item (RSA operation) buckets, a controller-wide item bucket, capped body slots, body and header read timeouts
+//! ([`server`]). The scope is read from the SealedSecret's top-level metadata only, never from `spec.template`
+//! (CVE-2026-22728).
+//!
+//! No answer carries text derived from a decrypted value: `/v1/verify` answers with a status code and a fixed
+//! message, and checks only that the items decrypt. It does not render `spec.template.data`: a template chosen by
+//! the caller would turn the status code into an oracle on the values (`{{ if hasPrefix "a" .password }}...`).
+
+pub mod admission;
+pub mod server;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
 
 use super::crd::SealedSecret;
 use super::keys::KeyStore;
 use super::metrics::{HttpDurationLabels, HttpLabels, Metrics};
 use super::reconcile;
+pub use admission::{Admission, HttpLimits, Refusal};
+pub use server::serve;
 
 /// Largest body accepted on the POST routes (a Kubernetes object is at most ~1.5 MiB).
 pub const MAX_BODY_BYTES: usize = 2 << 20;
 
-/// A token bucket: `rate` tokens per second, at most `burst` saved up.
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl RateLimiter {
-    /// A full bucket.
-    pub fn new(rate: f64, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        RateLimiter { rate, burst, state: Mutex::new((burst, Instant::now())) }
-    }
-
-    /// Takes a token if one is there.
-    pub fn try_acquire(&self) -> bool {
-        let Ok(mut state) = self.state.lock() else { return false };
-        let now = Instant::now();
-        let (tokens, last) = *state;
-        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
-        if tokens >= 1.0 {
-            *state = (tokens - 1.0, now);
-            true
-        } else {
-            *state = (tokens, now);
-            false
-        }
-    }
-}
+/// `/v1/verify`'s answer when an item does not decrypt: fixed, like sealed-secrets' (status code + fixed text).
+pub const VERIFY_CONFLICT: &str = "the SealedSecret cannot be decrypted with this controller's keys";
 
 /// What the handlers share.
 pub struct Api {
@@ -73,8 +55,8 @@ pub struct Api {
     pub metrics: Arc<Metrics>,
     /// Set once keys and caches are synced.
     pub ready: Arc<AtomicBool>,
-    /// Limits `/v1/verify` and `/v1/rotate` together.
-    pub limiter: RateLimiter,
+    /// Admission control of `/v1/verify` and `/v1/rotate`.
+    pub admission: Arc<Admission>,
 }
 
 /// The API router.
@@ -86,14 +68,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/cert.pem", get(cert))
         .route("/v1/verify", post(verify))
         .route("/v1/rotate", post(rotate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
         .layer(middleware::from_fn_with_state(metrics, record))
-}
-
-/// Serves `router` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
 }
 
 /// The metrics router: `GET /metrics`.
@@ -159,37 +135,109 @@ pub fn parse_sealed_secret(body: &[u8]) -> Result<SealedSecret, String> {
     Ok(parsed)
 }
 
-fn limited(api: &Api) -> Option<Response> {
-    (!api.limiter.try_acquire())
-        .then(|| (StatusCode::TOO_MANY_REQUESTS, "rate limited: retry in a second").into_response())
+/// The RSA operations a SealedSecret asks for: one per item (the key hint makes later items cost one each).
+pub fn item_count(ss: &SealedSecret) -> usize {
+    ss.spec.encrypted_data.len() + usize::from(ss.spec.data.is_some())
 }
 
-async fn verify(State(api): State<Arc<Api>>, body: Bytes) -> Response {
-    if let Some(r) = limited(&api) {
-        return r;
+fn refused(refusal: &Refusal, metrics: &Metrics) -> Response {
+    let (status, reason, retry, text) = match refusal {
+        Refusal::RateLimited(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            "rate limited: retry after the time in Retry-After".to_owned(),
+        ),
+        Refusal::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            1,
+            "too many requests in flight: retry after the time in Retry-After".to_owned(),
+        ),
+        Refusal::TooManyItems { items, max } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_items",
+            0,
+            format!("the SealedSecret has {items} items; one request may carry at most {max}"),
+        ),
+    };
+    metrics.http_refused(reason);
+    let mut response = (status, text).into_response();
+    if retry > 0
+        && let Ok(value) = HeaderValue::from_str(&retry.max(1).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
-    let ss = match parse_sealed_secret(&body) {
+    response
+}
+
+/// Admission, the bounded body read, parsing and the item charge: what both decrypting routes do first.
+async fn admit(
+    api: &Arc<Api>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<SealedSecret, Response> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        api.metrics.http_refused("too_large");
+        (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+            .into_response()
+    };
+    // A declared oversize body is refused before it costs a token or a slot.
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let caller = admission::caller_key(peer, headers);
+    let _permit = api.admission.admit(&caller).map_err(|r| refused(&r, &api.metrics))?;
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    let bytes: Bytes = match tokio::time::timeout(api.admission.limits().body_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            api.metrics.http_refused("body_timeout");
+            return Err((StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time").into_response());
+        }
+    };
+    let ss = parse_sealed_secret(&bytes).map_err(|e| (StatusCode::BAD_REQUEST, e).into_response())?;
+    api.admission.charge_items(&caller, item_count(&ss)).map_err(|r| refused(&r, &api.metrics))?;
+    Ok(ss)
+}
+
+async fn verify(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ss = match admit(&api, peer, &headers, body).await {
         Ok(ss) => ss,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(response) => return response,
     };
     let (keys, metrics) = (api.keys.snapshot(), api.metrics.clone());
     let result =
-        tokio::task::spawn_blocking(move || reconcile::unseal_items(&ss, &keys, None, &metrics).map(|_| ()))
+        tokio::task::spawn_blocking(move || reconcile::open_items(&ss, &keys, None, &metrics).map(|_| ()))
             .await;
     match result {
         Ok(Ok(())) => (StatusCode::OK, "ok").into_response(),
-        Ok(Err(e)) => (StatusCode::CONFLICT, e.to_string()).into_response(),
+        Ok(Err(reconcile::Error::NoKeys)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "the controller has no key yet").into_response()
+        }
+        Ok(Err(_)) => (StatusCode::CONFLICT, VERIFY_CONFLICT).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
-async fn rotate(State(api): State<Arc<Api>>, body: Bytes) -> Response {
-    if let Some(r) = limited(&api) {
-        return r;
-    }
-    let ss = match parse_sealed_secret(&body) {
+async fn rotate(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ss = match admit(&api, peer, &headers, body).await {
         Ok(ss) => ss,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(response) => return response,
     };
     let (keys, metrics) = (api.keys.snapshot(), api.metrics.clone());
     let result = tokio::task::spawn_blocking(move || rotate_blocking(ss, &keys, &metrics)).await;
@@ -252,14 +300,6 @@ mod tests {
             let body = format!(r#"{{"apiVersion":"bitnami.com/v1alpha1","kind":"SealedSecret","metadata":{{"name":"a"}},"spec":{noise}"#);
             let _ = parse_sealed_secret(body.as_bytes());
         }
-    }
-
-    #[test]
-    fn rate_limiter_allows_the_burst_then_refuses() {
-        let limiter = RateLimiter::new(0.001, 2);
-        assert!(limiter.try_acquire());
-        assert!(limiter.try_acquire());
-        assert!(!limiter.try_acquire());
     }
 
     #[test]
