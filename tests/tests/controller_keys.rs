@@ -142,6 +142,40 @@ async fn added_and_retired_keys_take_effect_without_a_restart() -> TestResult {
     Ok(())
 }
 
+/// Issue 10, attack 4: deleting a key Secret must not drop the key from memory: what it sealed keeps opening until
+/// the controller restarts, with a warning event and the `orphaned_keys` gauge.
+#[tokio::test]
+async fn a_deleted_key_secret_keeps_its_key_loaded() -> TestResult {
+    let (ns, key_a, running) = setup("key-deleted").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let pp = PostParams::default();
+    let a_name = key_secrets(&secrets).await[0].name_any();
+    secrets.delete(&a_name, &Default::default()).await?;
+    poll("key A orphaned", TIMEOUT, || async {
+        let keys = running.handles.keys.snapshot();
+        Ok(keys.is_orphaned(&key_a.fingerprint()).then_some(()))
+    })
+    .await?;
+    assert!(running.handles.keys.snapshot().ring().get(&key_a.fingerprint()).is_some(), "still loaded");
+    let later = sealed(ns.name(), "by-a", Scope::Strict, key_a.public_key(), &[("v", b"a")], None);
+    ssa.create(&pp, &later).await?;
+    wait_synced(&ssa, "by-a", "True").await;
+    assert_eq!(data(&secrets, "by-a").await, map(&[("v", b"a")]));
+    assert_eq!(running.handles.metrics.orphaned_keys.get(), 1);
+    let warned = poll("KeySecretDeleted event", TIMEOUT, || async {
+        let found = events(&ns.client(), ns.name(), &a_name).await;
+        Ok(found.into_iter().find(|(reason, _)| reason == "KeySecretDeleted"))
+    })
+    .await?;
+    assert!(warned.1.contains("stays loaded"), "{warned:?}");
+    // The key no longer seals: /v1/cert.pem serves another key (or none) once the Secret is gone.
+    let served = served_cert(&running).await;
+    assert!(served.is_none_or(|c| c.fingerprint() != key_a.fingerprint()), "an orphaned key does not seal");
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
 /// Whether a watch of `api` from `resource_version` is answered with 410 Gone.
 async fn watch_is_gone(api: &Api<SealedSecret>, resource_version: &str) -> Result<bool, kube::Error> {
     use futures::StreamExt;

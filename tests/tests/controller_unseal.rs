@@ -430,8 +430,8 @@ async fn posts_are_rate_and_size_limited_and_metrics_use_sealed_secrets_names() 
     let metrics_port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
     let mut config = config(ns.name(), &[ns.name()]);
-    config.rate_limit = 0.01;
-    config.rate_limit_burst = 2;
+    config.http_limits.request_rate = 0.01;
+    config.http_limits.request_burst = 2;
     config.metrics_addr = Some(format!("127.0.0.1:{metrics_port}").parse()?);
     let running = start(ns.client(), config).await;
     let ssa = ns.api::<SealedSecret>();
@@ -459,6 +459,7 @@ async fn posts_are_rate_and_size_limited_and_metrics_use_sealed_secrets_names() 
     assert_eq!(post(good.clone()).await?.status(), 429, "the burst of 2 is spent");
     let rotate = http.post(running.url("/v1/rotate")).body(good).send().await?;
     assert_eq!(rotate.status(), 429, "verify and rotate share one budget");
+    assert!(rotate.headers().contains_key("retry-after"), "a 429 says when to come back");
 
     let text = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await?.text().await?;
     for expected in [
@@ -501,6 +502,193 @@ async fn kubectl_shows_the_printer_columns() -> TestResult {
     assert!(text.contains("no key could decrypt item"), "{text}");
     assert_eq!(lines[1][lines[1].len() - 2], "False", "{text}");
     assert_eq!((lines[2][0], lines[2][1]), ("ok", "True"), "an empty Status column, then Synced: {text}");
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+/// Issue 10, attack 1: templates that put a value where an error message, a status, an event or `/v1/verify`'s
+/// answer would quote it. The value must appear nowhere a user can read.
+#[tokio::test]
+async fn hostile_templates_leak_no_value_into_status_events_or_verify() -> TestResult {
+    let (ns, key, running) = setup("oracle").await;
+    let ssa = ns.api::<SealedSecret>();
+    let pp = PostParams::default();
+    let secret_value: &[u8] = b"QJXZ-hunter2-value";
+    let hostile = [
+        "{{ index . .password }}",
+        "{{ index . (.password | upper) }}",
+        "{{ printf \"%d\" .password | atoi | index . }}",
+        "{{ .password.field }}",
+        "{{ fail .password }}",
+        "{{ template .password }}",
+    ];
+    let http = reqwest::Client::new();
+    poll("the controller is ready", TIMEOUT, || async {
+        let ready = http.get(running.url("/readyz")).send().await.is_ok_and(|r| r.status() == 200);
+        Ok(ready.then_some(()))
+    })
+    .await?;
+    for (i, template) in hostile.iter().enumerate() {
+        let name = format!("oracle-{i}");
+        let mut ss =
+            sealed(ns.name(), &name, Scope::Strict, key.public_key(), &[("password", secret_value)], None);
+        ss.spec.template = Some(SecretTemplateSpec {
+            data: Some([("x".into(), (*template).to_owned())].into()),
+            ..Default::default()
+        });
+        let verify = http.post(running.url("/v1/verify")).body(serde_json::to_string(&ss)?).send().await?;
+        assert_eq!(verify.status(), 200, "verify checks that items decrypt, it does not render templates");
+        let answer = verify.text().await?;
+        ssa.create(&pp, &ss).await?;
+        // Synced either way (Go renders some of these to an empty string); what matters is what is said.
+        poll(&format!("{name} processed"), TIMEOUT, || async {
+            let ss = ssa.get(&name).await.map_err(|e| k8s::Error::Kube { what: "get".into(), source: e })?;
+            Ok(ss.status.and_then(|s| s.observed_generation).map(|_| ()))
+        })
+        .await?;
+        let status = serde_json::to_string(&ssa.get(&name).await?.status)?;
+        let notes: Vec<String> = events(&ns.client(), ns.name(), &name)
+            .await
+            .into_iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        for text in std::iter::once(&answer).chain([&status]).chain(notes.iter()) {
+            for needle in ["hunter2", "HUNTER2", "QJXZ", "qjxz", "UUpYWi1odW50ZXIy"] {
+                assert!(!text.contains(needle), "template {template:?} leaked {needle:?} into {text:?}");
+            }
+        }
+    }
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+/// Issue 10, attack 2: a template type the data cannot satisfy must not cost the live Secret; a Secret handed over
+/// with `patch` is never recreated.
+#[tokio::test]
+async fn a_type_change_never_deletes_the_live_secret() -> TestResult {
+    let (ns, key, running) = setup("type-change").await;
+    let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
+    let pp = PostParams::default();
+    let ss = sealed(ns.name(), "owned", Scope::Strict, key.public_key(), &[("password", b"pw")], None);
+    ssa.create(&pp, &ss).await?;
+    wait_synced(&ssa, "owned", "True").await;
+    let before = secrets.get("owned").await?;
+
+    let mut next = ssa.get("owned").await?;
+    next.spec.template =
+        Some(SecretTemplateSpec { type_: Some("kubernetes.io/tls".into()), ..Default::default() });
+    ssa.replace("owned", &pp, &next).await?;
+    let failed = wait_synced(&ssa, "owned", "False").await;
+    let message = failed.synced_condition().and_then(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("invalid") && message.contains("kept"), "{message}");
+    let after = secrets.get("owned").await?;
+    assert_eq!(
+        (after.uid(), after.data.clone()),
+        (before.uid(), before.data.clone()),
+        "the live Secret is untouched"
+    );
+
+    // A valid type change still goes through (dry run first, then delete + create).
+    let mut valid = ssa.get("owned").await?;
+    valid.spec.template =
+        Some(SecretTemplateSpec { type_: Some("example.com/custom".into()), ..Default::default() });
+    ssa.replace("owned", &pp, &valid).await?;
+    wait_synced(&ssa, "owned", "True").await;
+    let changed = secrets.get("owned").await?;
+    assert_eq!(changed.type_.as_deref(), Some("example.com/custom"));
+    assert_eq!(data(&secrets, "owned").await, map(&[("password", b"pw")]));
+
+    // A Secret handed over with `patch` keeps its foreign keys, whatever the template asks.
+    let handed = Secret {
+        metadata: ObjectMeta {
+            name: Some("handed".into()),
+            annotations: Some([("sealedsecrets.bitnami.com/patch".to_owned(), "true".to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("foreign".to_owned(), ByteString(b"theirs".to_vec()))].into()),
+        ..Secret::default()
+    };
+    secrets.create(&pp, &handed).await?;
+    let mut merged = sealed(ns.name(), "handed", Scope::Strict, key.public_key(), &[("ours", b"x")], None);
+    ssa.create(&pp, &merged).await?;
+    wait_synced(&ssa, "handed", "True").await;
+    assert_eq!(data(&secrets, "handed").await, map(&[("foreign", b"theirs"), ("ours", b"x")]));
+    merged = ssa.get("handed").await?;
+    merged.spec.template =
+        Some(SecretTemplateSpec { type_: Some("example.com/other".into()), ..Default::default() });
+    ssa.replace("handed", &pp, &merged).await?;
+    let refused = wait_synced(&ssa, "handed", "False").await;
+    let message = refused.synced_condition().and_then(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("patch") && message.contains("never deletes"), "{message}");
+    assert_eq!(
+        data(&secrets, "handed").await,
+        map(&[("foreign", b"theirs"), ("ours", b"x")]),
+        "no key of a Secret arcseal was handed is lost"
+    );
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
+/// Issue 10, attack 3: slow clients are cut off, a caller's flood spends only its own budget, and a request with
+/// more items than one request may carry is refused before any RSA work.
+#[tokio::test]
+async fn slow_clients_and_floods_do_not_starve_other_callers() -> TestResult {
+    use std::io::{Read, Write};
+    let ns = TestNamespace::new("http-starve").await?;
+    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
+    let (key, cert) = new_key();
+    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let mut config = config(ns.name(), &[ns.name()]);
+    config.http_limits.header_timeout = Duration::from_secs(1);
+    config.http_limits.request_rate = 0.01;
+    config.http_limits.request_burst = 3;
+    config.http_limits.item_burst = 4;
+    let running = start(ns.client(), config).await;
+    let addr = running.handles.http_addr.expect("HTTP API bound");
+
+    // A client that never finishes its headers is disconnected by the header timeout.
+    let mut slow = std::net::TcpStream::connect(addr)?;
+    slow.write_all(b"POST /v1/verify HTTP/1.1\r\nHo")?;
+    slow.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "the slow client was cut off: {answer:?}");
+
+    let http = reqwest::Client::new();
+    let one = serde_json::to_string(&sealed(
+        ns.name(),
+        "a",
+        Scope::Strict,
+        key.public_key(),
+        &[("a", b"x")],
+        None,
+    ))?;
+    let post = |from: &'static str, body: String| {
+        http.post(running.url("/v1/verify")).header("x-forwarded-for", from).body(body).send()
+    };
+    for _ in 0..3 {
+        assert_eq!(post("203.0.113.1", one.clone()).await?.status(), 200);
+    }
+    let flooded = post("203.0.113.1", one.clone()).await?;
+    assert_eq!(flooded.status(), 429, "the flooding caller spent its burst");
+    assert!(flooded.headers().contains_key("retry-after"));
+    assert_eq!(post("203.0.113.2", one.clone()).await?.status(), 200, "another caller is not locked out");
+
+    let items: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("i{i}"), b"x".to_vec())).collect();
+    let refs: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let big = serde_json::to_string(&sealed(ns.name(), "b", Scope::Strict, key.public_key(), &refs, None))?;
+    let before = unseal::reconcile::rsa_operations(&running.handles.metrics);
+    let refused = post("203.0.113.3", big).await?;
+    assert_eq!(refused.status(), 413, "five items, four per request");
+    assert_eq!(
+        unseal::reconcile::rsa_operations(&running.handles.metrics),
+        before,
+        "refused before any RSA work"
+    );
     running.stop().await;
     ns.finish().await?;
     Ok(())

@@ -3,6 +3,11 @@
 //! `sealedsecrets.bitnami.com/sealed-secrets-key: active`, `generateName: sealed-secrets-key`. The legacy Secret named
 //! exactly `sealed-secrets-key` is loaded too. Any label value other than `active` retires a key.
 //!
+//! A key whose Secret is deleted stays loaded (it still decrypts; it no longer seals), with a warning event on the
+//! Secret and the `orphaned_keys` gauge, until the process restarts: sealed-secrets keeps loaded keys the same way,
+//! and dropping them at once would stop every SealedSecret sealed with that key. Retiring a key on purpose is done
+//! by relabelling its Secret (any value other than `active`), which takes effect at once.
+//!
 //! [`KeyStore`] holds the current [`KeySet`] behind an `Arc` swap: readers (reconcile workers, the HTTP API) take a
 //! snapshot without locking for the length of a decryption. [`watch`] keeps it in step with the key Secrets, so keys
 //! added or retired by hand take effect without a restart.
@@ -20,7 +25,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
+
+use super::metrics::Metrics;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch as tokio_watch;
 
@@ -54,6 +62,7 @@ impl LoadedKey {
 pub struct KeySet {
     keys: Vec<LoadedKey>,
     ring: KeyRing,
+    orphaned: std::collections::HashSet<Fingerprint>,
 }
 
 impl KeySet {
@@ -63,7 +72,22 @@ impl KeySet {
         let mut seen = std::collections::HashSet::new();
         keys.retain(|k| seen.insert(k.key.fingerprint()));
         let ring = KeyRing::new(keys.iter().map(|k| k.key.clone()).collect());
-        KeySet { keys, ring }
+        KeySet { keys, ring, orphaned: std::collections::HashSet::new() }
+    }
+
+    /// `keys` plus `orphans`: keys whose Secret was deleted, kept for decryption only.
+    pub fn with_orphans(keys: Vec<LoadedKey>, orphans: Vec<LoadedKey>) -> Self {
+        let orphaned = orphans
+            .iter()
+            .map(|k| k.key.fingerprint())
+            .filter(|f| !keys.iter().any(|k| k.key.fingerprint() == *f))
+            .collect();
+        KeySet { orphaned, ..KeySet::new(keys.into_iter().chain(orphans).collect()) }
+    }
+
+    /// Whether the key's Secret is gone (it decrypts, it does not seal).
+    pub fn is_orphaned(&self, fingerprint: &Fingerprint) -> bool {
+        self.orphaned.contains(fingerprint)
     }
 
     /// The keys, newest first.
@@ -76,9 +100,9 @@ impl KeySet {
         &self.ring
     }
 
-    /// The sealing key: the newest with a certificate.
+    /// The sealing key: the newest with a certificate whose Secret still exists.
     pub fn newest(&self) -> Option<&LoadedKey> {
-        self.keys.iter().find(|k| k.cert.is_some())
+        self.keys.iter().find(|k| k.cert.is_some() && !self.orphaned.contains(&k.key.fingerprint()))
     }
 
     /// Opens a base64 value: the hinted key first, then every other key whose modulus fits. Each attempt is one
@@ -123,7 +147,12 @@ impl KeyStore {
 
     /// Replaces the keys; returns whether the set of fingerprints changed.
     pub fn replace(&self, set: KeySet) -> bool {
-        let prints = |s: &KeySet| s.keys.iter().map(|k| k.key.fingerprint()).collect::<Vec<_>>();
+        let prints = |s: &KeySet| {
+            s.keys
+                .iter()
+                .map(|k| (k.key.fingerprint(), s.is_orphaned(&k.key.fingerprint())))
+                .collect::<Vec<_>>()
+        };
         let Ok(mut guard) = self.current.write() else { return false };
         let changed = prints(&guard) != prints(&set);
         *guard = Arc::new(set);
@@ -267,7 +296,10 @@ pub async fn watch(
     watch_timeout: Option<u32>,
     store: Arc<KeyStore>,
     ready: tokio_watch::Sender<bool>,
+    reporter: Reporter,
+    metrics: Arc<Metrics>,
 ) {
+    let recorder = Recorder::new(client.clone(), reporter);
     let api = Api::<Secret>::namespaced(client, &namespace);
     let wc = || match watch_timeout {
         Some(t) => watcher::Config::default().timeout(t),
@@ -280,6 +312,9 @@ pub async fn watch(
     let mut seen: [BTreeMap<String, Secret>; 2] = [BTreeMap::new(), BTreeMap::new()];
     let mut init: [Option<BTreeMap<String, Secret>>; 2] = [None, None];
     let mut listed = [false, false];
+    // Keys loaded from a Secret, by Secret name, at the last change; and keys whose Secret has gone since.
+    let mut loaded: BTreeMap<String, LoadedKey> = BTreeMap::new();
+    let mut orphans: BTreeMap<String, LoadedKey> = BTreeMap::new();
     while let Some((i, event)) = events.next().await {
         match event {
             Ok(watcher::Event::Init) => init[i] = Some(BTreeMap::new()),
@@ -315,10 +350,48 @@ pub async fn watch(
                 Err(e) => tracing::error!(error = %e, "ignoring an unreadable key Secret"),
             }
         }
+        let present: std::collections::HashSet<String> = seen[0]
+            .values()
+            .chain(seen[1].values())
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+            .map(ResourceExt::name_any)
+            .collect();
+        for (name, key) in &loaded {
+            let reloaded = keys.iter().any(|k| k.key.fingerprint() == key.key.fingerprint());
+            if !present.contains(name) && !reloaded && !orphans.contains_key(name) {
+                tracing::warn!(secret = %name, fingerprint = %key.key.fingerprint(),
+                    "a key Secret was deleted; its key stays loaded until restart (it decrypts, it no longer seals)");
+                let secret_ref = k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Secret".into()),
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                };
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "KeySecretDeleted".into(),
+                    note: Some(format!(
+                        "key Secret {name} was deleted; its key {} stays loaded until the controller restarts: restore the Secret from a backup to keep it",
+                        key.key.fingerprint()
+                    )),
+                    action: "Keep".into(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&event, &secret_ref).await {
+                    tracing::warn!(error = %e, "publishing the key-deleted event");
+                }
+                orphans.insert(name.clone(), key.clone());
+            }
+        }
+        // A key that is back (the Secret restored, under any name) is no orphan any more.
+        orphans.retain(|_, o| !keys.iter().any(|k| k.key.fingerprint() == o.key.fingerprint()));
+        loaded = keys.iter().map(|k| (k.secret_name.clone(), k.clone())).collect();
+        metrics.orphaned_keys.set(i64::try_from(orphans.len()).unwrap_or(i64::MAX));
         let count = keys.len();
-        let changed = store.replace(KeySet::new(keys));
+        let changed = store.replace(KeySet::with_orphans(keys, orphans.values().cloned().collect()));
         if changed {
-            tracing::info!(keys = count, "key set changed");
+            tracing::info!(keys = count, orphaned = orphans.len(), "key set changed");
         }
         if changed || !*ready.borrow() {
             ready.send_replace(true);

@@ -2,7 +2,7 @@
 //! (`bitnami.com/v1alpha1` SealedSecret), same key Secrets, same HTTP API and metric names; see
 //! `controller/README-unseal.md` for flags, HA and figures.
 //!
-//! Shape of a running replica ([`run`]):
+//! Shape of a running replica ([`start`]):
 //! - [`keys::watch`] keeps the key set current from the key Secrets (every replica);
 //! - [`http`] serves `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate` and metrics (every replica);
 //! - [`leader`] elects one replica on a Lease (optional); the leader alone runs the [`reconcile`] controller and
@@ -16,8 +16,12 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod redact;
 pub mod secret;
 pub mod template;
+
+#[cfg(test)]
+mod leak_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,10 +63,8 @@ pub struct Config {
     pub listen_addr: Option<SocketAddr>,
     /// Metrics (`--listen-metrics-addr`); `None` = not served.
     pub metrics_addr: Option<SocketAddr>,
-    /// `/v1/verify` + `/v1/rotate` requests per second, and burst.
-    pub rate_limit: f64,
-    /// Burst of the rate limit.
-    pub rate_limit_burst: u32,
+    /// Timeouts, connection caps and the request/item budgets of the HTTP API.
+    pub http_limits: http::HttpLimits,
     /// `None`: this replica always leads.
     pub leader_election: Option<LeaderConfig>,
     /// The `reportingInstance` of events (pod name).
@@ -125,10 +127,11 @@ pub async fn start(
             keys: store.clone(),
             metrics: metrics.clone(),
             ready: ready.clone(),
-            limiter: http::RateLimiter::new(config.rate_limit, config.rate_limit_burst),
+            admission: http::Admission::new(config.http_limits.clone()),
         });
+        let limits = config.http_limits.clone();
         tokio::spawn(async move {
-            if let Err(e) = http::serve(listener, http::router(api)).await {
+            if let Err(e) = http::serve(listener, http::router(api), &limits).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         });
@@ -140,8 +143,9 @@ pub async fn start(
             source,
         })?;
         let router = http::metrics_router(metrics.clone());
+        let limits = config.http_limits.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = http::serve(listener, router, &limits).await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
             }
         });
@@ -154,6 +158,8 @@ pub async fn start(
         config.watch_timeout,
         store.clone(),
         keys_tx,
+        Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) },
+        metrics.clone(),
     ));
 
     let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());

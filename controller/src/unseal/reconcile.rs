@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use super::crd::{CONDITION_SYNCED, SealedSecret, SealedSecretCondition};
 use super::keys::{KeySet, KeyStore};
 use super::metrics::Metrics;
+use super::redact;
 use super::secret::{self, Plan};
 use super::template::{self, Items};
 
@@ -51,13 +52,29 @@ pub enum Error {
     /// `spec.data` opened but is not a JSON Secret.
     #[error("spec.data decrypted, but the content is not a JSON Secret with base64 data")]
     Legacy,
-    /// A `spec.template.data` entry could not be rendered.
-    #[error("spec.template.data[{key:?}]: {source}")]
+    /// A `spec.template.data` entry could not be rendered. The message has passed [`redact::withhold`].
+    #[error("spec.template.data[{key:?}]: {message}")]
     Template {
         /// The template key.
         key: String,
-        /// What was wrong.
-        source: template::TemplateError,
+        /// What was wrong: the construct and the engine's words, never a value.
+        message: String,
+    },
+    /// Changing the Secret's type or an immutable Secret's content means deleting it; a Secret the controller was
+    /// handed with the `patch` annotation holds keys that are not ours, so it is never deleted.
+    #[error(
+        "Secret {0:?} is annotated sealedsecrets.bitnami.com/patch and its type or immutable content would change; arcseal never deletes a Secret it was handed: change its type by hand, or remove the patch annotation to let the controller own it"
+    )]
+    WouldRecreatePatched(String),
+    /// The API server refused the Secret the template describes (a server-side dry run): the live Secret is kept.
+    #[error(
+        "the Secret that spec.template describes is invalid, so the live Secret {name:?} was kept as it is: {reason}"
+    )]
+    Invalid {
+        /// Secret name.
+        name: String,
+        /// The API server's reason and the fields it named (never their values).
+        reason: String,
     },
     /// No key at all.
     #[error("the controller holds no private key yet")]
@@ -66,7 +83,7 @@ pub enum Error {
     #[error("Resource {0:?} already exists and is not managed by SealedSecret")]
     Unmanaged(String),
     /// Reading the Secret failed.
-    #[error("reading Secret {name:?}: {source}")]
+    #[error("reading Secret {name:?}: {}", api_summary(source))]
     Fetch {
         /// Secret name.
         name: String,
@@ -74,7 +91,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing the Secret failed.
-    #[error("writing Secret {name:?}: {source}")]
+    #[error("writing Secret {name:?}: {}", api_summary(source))]
     Update {
         /// Secret name.
         name: String,
@@ -82,11 +99,41 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing the status failed.
-    #[error("writing the status: {0}")]
+    #[error("writing the status: {}", api_summary(.0))]
     Status(kube::Error),
     /// The blocking decryption task died.
     #[error("the decryption task failed")]
     Task,
+}
+
+/// A kube error as a user may read it: for an API server answer its code, reason and the fields it names, never
+/// its message (a validation message may quote the value it refused); transport errors as they are.
+pub fn api_summary(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let fields: Vec<&str> = status
+                .details
+                .as_ref()
+                .map(|d| {
+                    d.causes
+                        .iter()
+                        .filter_map(|c| (!c.field.is_empty()).then_some(c.field.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if fields.is_empty() {
+                format!("the API server answered {} {}", status.code, status.reason)
+            } else {
+                format!(
+                    "the API server answered {} {} (fields: {})",
+                    status.code,
+                    status.reason,
+                    fields.join(", ")
+                )
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `Result` with [`Error`].
@@ -98,7 +145,8 @@ impl Error {
         match self {
             Error::Fetch { .. } => "fetch",
             Error::Update { .. } => "update",
-            Error::Unmanaged(_) => "unmanaged",
+            Error::Unmanaged(_) | Error::WouldRecreatePatched(_) => "unmanaged",
+            Error::Invalid { .. } => "update",
             Error::Status(_) => "status",
             _ => "unseal",
         }
@@ -107,16 +155,29 @@ impl Error {
     /// The event reason sealed-secrets uses for it.
     pub fn event_reason(&self) -> &'static str {
         match self {
-            Error::Unmanaged(_) | Error::Update { .. } | Error::Fetch { .. } | Error::Status(_) => {
-                "ErrUpdateFailed"
-            }
+            Error::Unmanaged(_)
+            | Error::WouldRecreatePatched(_)
+            | Error::Invalid { .. }
+            | Error::Update { .. }
+            | Error::Fetch { .. }
+            | Error::Status(_) => "ErrUpdateFailed",
             _ => "ErrUnsealFailed",
         }
     }
 
-    /// Whether retrying soon can help (API trouble) or only a change of the object or keys can.
+    /// Whether retrying soon can help (API trouble: 5xx, 429, 409, transport) or only a change of the object or
+    /// keys can (bad ciphertext, unmanaged Secret, a 4xx the API server will give again).
     fn transient(&self) -> bool {
-        matches!(self, Error::Fetch { .. } | Error::Update { .. } | Error::Status(_) | Error::Task)
+        match self {
+            Error::Fetch { source, .. } | Error::Update { source, .. } | Error::Status(source) => {
+                match source {
+                    kube::Error::Api(s) => s.code >= 500 || s.code == 429 || s.code == 409,
+                    _ => true,
+                }
+            }
+            Error::Task => true,
+            _ => false,
+        }
     }
 }
 
@@ -145,6 +206,7 @@ pub struct Context {
     pub resync: Duration,
     hints: Mutex<HashMap<String, Fingerprint>>,
     memo: Mutex<HashMap<String, Memo>>,
+    failures: Mutex<HashMap<String, u32>>,
     secret_caches: RwLock<Vec<ScopedSecretCache>>,
 }
 
@@ -165,6 +227,7 @@ impl Context {
             resync,
             hints: Mutex::default(),
             memo: Mutex::default(),
+            failures: Mutex::default(),
             secret_caches: RwLock::default(),
         }
     }
@@ -210,6 +273,21 @@ impl Context {
         Some(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
+    /// Counts a failed pass of `uid`; returns how many in a row.
+    fn failed(&self, uid: &str) -> u32 {
+        self.failures.lock().map_or(1, |mut m| {
+            let n = m.entry(uid.to_owned()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        })
+    }
+
+    fn succeeded(&self, uid: &str) {
+        if let Ok(mut m) = self.failures.lock() {
+            m.remove(uid);
+        }
+    }
+
     fn remember(&self, uid: &str, key: Fingerprint) {
         if let Ok(mut m) = self.hints.lock() {
             m.insert(uid.to_owned(), key);
@@ -224,6 +302,9 @@ impl Context {
         if let Ok(mut m) = self.memo.lock() {
             m.retain(|uid, _| live.contains(uid));
         }
+        if let Ok(mut m) = self.failures.lock() {
+            m.retain(|uid, _| live.contains(uid));
+        }
     }
 
     /// How many SealedSecrets this process remembers something about.
@@ -236,6 +317,39 @@ impl Context {
 /// the SealedSecret's own metadata only. Returns the items and the key that opened them. CPU-bound: call it from a
 /// blocking thread.
 pub fn unseal_items(
+    ss: &SealedSecret,
+    keys: &KeySet,
+    hint: Option<Fingerprint>,
+    metrics: &Metrics,
+) -> Result<(Items, Option<Fingerprint>)> {
+    let (mut items, hint) = open_items(ss, keys, hint, metrics)?;
+    let templates = ss.spec.template.as_ref().and_then(|t| t.data.as_ref());
+    if let Some(templates) = templates {
+        let mut rendered = Items::new();
+        for (key, text) in templates {
+            let value = if template::is_template(text) {
+                template::render(text, &items).map_err(|e| Error::Template {
+                    key: key.clone(),
+                    message: redact::withhold(
+                        e.to_string(),
+                        items.values().map(|v| v.as_slice()),
+                        "the template failed (details withheld: they overlap a decrypted value)",
+                    ),
+                })?
+            } else {
+                Zeroizing::new(text.as_bytes().to_vec())
+            };
+            rendered.insert(key.clone(), value);
+        }
+        // A templated key overrides an item of the same name.
+        items.extend(rendered);
+    }
+    Ok((items, hint))
+}
+
+/// Decrypts every item of `ss` (legacy `spec.data` included), without rendering templates: what `/v1/verify`
+/// checks. The label comes from the SealedSecret's own metadata only.
+pub fn open_items(
     ss: &SealedSecret,
     keys: &KeySet,
     hint: Option<Fingerprint>,
@@ -264,21 +378,6 @@ pub fn unseal_items(
             .map_err(|_| Error::Decrypt { item: item.clone() })?;
         hint = Some(by);
         items.insert(item.clone(), plaintext.into_zeroizing());
-    }
-    let templates = ss.spec.template.as_ref().and_then(|t| t.data.as_ref());
-    if let Some(templates) = templates {
-        let mut rendered = Items::new();
-        for (key, text) in templates {
-            let value = if template::is_template(text) {
-                template::render(text, &items)
-                    .map_err(|source| Error::Template { key: key.clone(), source })?
-            } else {
-                Zeroizing::new(text.as_bytes().to_vec())
-            };
-            rendered.insert(key.clone(), value);
-        }
-        // A templated key overrides an item of the same name.
-        items.extend(rendered);
     }
     Ok((items, hint))
 }
@@ -326,6 +425,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics.condition(&namespace, &name, result.is_ok());
     match (result, status_result) {
         (Ok(outcome), Ok(())) => {
+            ctx.succeeded(&ss.uid().unwrap_or_default());
             if outcome == Outcome::Written {
                 publish(
                     &ctx,
@@ -352,8 +452,16 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
 
 /// Requeue policy: API trouble soon, anything else (bad ciphertext, unmanaged Secret) on the resync period: a change
 /// of the object or of the keys triggers a new pass anyway.
-pub fn error_policy(_ss: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
-    if error.transient() { Action::requeue(Duration::from_secs(5)) } else { Action::requeue(ctx.resync) }
+pub fn error_policy(ss: Arc<SealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.failed(&ss.uid().unwrap_or_default());
+    Action::requeue(backoff(failures, error.transient()))
+}
+
+/// The wait before the `failures`-th retry: 5 s doubling, up to a minute for API trouble and ten minutes for what
+/// only a change can fix (a change of the object or of the keys starts a pass at once anyway).
+pub fn backoff(failures: u32, transient: bool) -> Duration {
+    let cap = if transient { 60 } else { 600 };
+    Duration::from_secs(5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(10)).min(cap))
 }
 
 async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
@@ -429,6 +537,7 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
     }
     let (outcome, rv) = match plan {
         Plan::Refuse => return Err(Error::Unmanaged(name)),
+        Plan::RefuseRecreatePatched => return Err(Error::WouldRecreatePatched(name)),
         Plan::Unchanged => (Outcome::Unchanged, live.and_then(|l| l.metadata.resource_version)),
         Plan::Create(s) => {
             let created = secrets.create(&pp, &s).await.map_err(update_error)?;
@@ -439,9 +548,23 @@ async fn sync(ss: &SealedSecret, ctx: &Context) -> Result<Outcome> {
             (Outcome::Written, updated.metadata.resource_version)
         }
         Plan::Recreate(s) => {
-            let live_uid = live.as_ref().and_then(|l| l.metadata.uid.clone());
+            // Never delete a Secret for one the API server would refuse: a dry run of the new one first. The name
+            // is taken, so a valid Secret gets 409 AlreadyExists (validation runs before the storage lookup).
+            let dry = PostParams { dry_run: true, ..pp.clone() };
+            match secrets.create(&dry, &s).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "AlreadyExists" => {}
+                Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+                    let source = kube::Error::Api(status);
+                    return Err(Error::Invalid { name, reason: api_summary(&source) });
+                }
+                Err(e) => return Err(update_error(e)),
+            }
             let dp = DeleteParams {
-                preconditions: Some(Preconditions { uid: live_uid, resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: live.as_ref().and_then(|l| l.metadata.uid.clone()),
+                    resource_version: live.as_ref().and_then(|l| l.metadata.resource_version.clone()),
+                }),
                 ..DeleteParams::default()
             };
             secrets.delete(&name, &dp).await.map_err(update_error)?;

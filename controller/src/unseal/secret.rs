@@ -8,7 +8,8 @@
 //! - a live Secret is touched only when it is controlled by this SealedSecret, or annotated `managed` (taken over:
 //!   replaced) or `patch` (merged: data, labels and annotations added or overwritten, nothing removed);
 //! - nothing is written when nothing differs; a Secret whose `type` changes, or an immutable one whose content
-//!   changes, is deleted and created again (the API server refuses to update either).
+//!   changes, is deleted and created again (the API server refuses to update either), but only after a server-side
+//!   dry run of the new Secret succeeds, and never when it was handed over with `patch` (it holds others' keys).
 
 use std::collections::BTreeMap;
 
@@ -34,8 +35,12 @@ pub enum Plan {
     Create(Secret),
     /// Replace the live Secret with this one (it carries the live `resourceVersion`).
     Update(Secret),
-    /// Delete the live Secret (by uid) and create this one: its type or immutable content changes.
+    /// Delete the live Secret (by uid and resourceVersion) and create this one: its type or immutable content
+    /// changes. Done only after a server-side dry run of the new Secret succeeds.
     Recreate(Secret),
+    /// The type or immutable content of a Secret handed over with the `patch` annotation would change: it holds
+    /// keys that are not ours, so it is never deleted.
+    RefuseRecreatePatched,
     /// The live Secret already is what it should be.
     Unchanged,
     /// A Secret of that name exists that this SealedSecret neither controls nor was handed.
@@ -151,6 +156,9 @@ pub fn plan(desired: Secret, live: Option<Secret>, owner_uid: &str) -> Plan {
     }
     let type_changes = next.type_.as_deref().unwrap_or("Opaque") != live.type_.as_deref().unwrap_or("Opaque");
     if type_changes || live.immutable == Some(true) {
+        if patch {
+            return Plan::RefuseRecreatePatched;
+        }
         next.metadata.resource_version = None;
         next.metadata.uid = None;
         next.metadata.creation_timestamp = None;
