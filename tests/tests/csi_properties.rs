@@ -56,8 +56,10 @@ proptest! {
         prop_assert_eq!(quoted.is_ok(), mode <= 0o777);
     }
 
+    // The bad modes hold a character that is neither an octal digit nor the `o` of a `0o` prefix: "0o0" is a
+    // valid mode, and generating it as a bad one made this test fail at random.
     #[test]
-    fn file_permission_is_octal_and_bounded(mode in 0u32..0o1000, bad in "[0-7]{0,2}[89a-z][0-9a-z]{0,2}") {
+    fn file_permission_is_octal_and_bounded(mode in 0u32..0o1000, bad in "[0-7]{0,2}[89a-np-z][0-9a-z]{0,2}") {
         prop_assert_eq!(params::parse_file_permission(&format!("0{mode:o}")).unwrap(), mode);
         prop_assert!(params::parse_file_permission(&bad).is_err());
     }
