@@ -119,8 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Phase 1: 400 slow clients, one address each.
     let started = Instant::now();
     let mut slow = Vec::new();
-    for i in 0..400u32 {
-        let source = [127, 1, (i / 250) as u8, (i % 250 + 1) as u8];
+    for i in 0..400u16 {
+        let [hi, lo] = (i + 256).to_be_bytes();
+        let source = [127, 1, hi, lo];
         if let Ok(mut s) = connect_from(source, addr) {
             let head = if i % 2 == 0 {
                 "POST /v1/verify HTTP/1.1\r\nHo".to_owned()
@@ -193,7 +194,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = t.join();
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    let pct = |percent: usize| latencies[(latencies.len() - 1) * percent / 100];
     let secs = phase.elapsed().as_secs_f64();
     println!(
         "flood: one caller, 64 connections: {} ok ({:.1}/s), {} refused 429, {} other",
@@ -206,8 +207,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "steady caller during the flood: {} requests, codes {steady_codes:?}, {:.1} ok/s, latency p50 {:.1} ms p99 {:.1} ms",
         latencies.len(),
         f64::from(steady_codes.get(&200).copied().unwrap_or(0)) / secs,
-        pct(0.5),
-        pct(0.99)
+        pct(50),
+        pct(99)
     );
     println!(
         "server RSS after the flood {:.1} MiB (VmHWM {:.1} MiB)",

@@ -74,10 +74,10 @@ async fn main() {
     }
     let total = started.elapsed();
     let cached: Vec<Duration> = latencies[IDENTITIES * 2..].to_vec();
-    let pct = |v: &[Duration], q: f64| {
+    let pct = |v: &[Duration], percent: usize| {
         let mut v = v.to_vec();
         v.sort();
-        v[((v.len() as f64 - 1.0) * q).round() as usize]
+        v[(v.len() - 1) * percent / 100]
     };
     let c = kv.counters();
     let (hits, lookups) = p.provider.metrics().cache_totals();
@@ -96,13 +96,13 @@ async fn main() {
     );
     println!(
         "  mount latency p50 / p99    : {:.3} ms / {:.3} ms (all mounts)",
-        ms(pct(&latencies, 0.5)),
-        ms(pct(&latencies, 0.99))
+        ms(pct(&latencies, 50)),
+        ms(pct(&latencies, 99))
     );
     println!(
         "  cached mounts p50 / p99    : {:.3} ms / {:.3} ms",
-        ms(pct(&cached, 0.5)),
-        ms(pct(&cached, 0.99))
+        ms(pct(&cached, 50)),
+        ms(pct(&cached, 99))
     );
     println!("  wall time                  : {:.2} s", total.as_secs_f64());
     // Cached latency without queueing behind 15 other mounts: one at a time.
@@ -123,8 +123,8 @@ async fn main() {
     }
     println!(
         "  cached, sequential p50/p99 : {:.3} ms / {:.3} ms (200 more mounts, one at a time)",
-        ms(pct(&seq, 0.5)),
-        ms(pct(&seq, 0.99))
+        ms(pct(&seq, 50)),
+        ms(pct(&seq, 99))
     );
     p.stop().await;
 }

@@ -327,7 +327,7 @@ where
                 tracing::debug!(
                     operation,
                     attempt,
-                    delay_ms = delay.as_millis() as u64,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "retrying Key Vault"
                 );
                 tokio::time::sleep(delay).await;

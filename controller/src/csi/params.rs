@@ -453,10 +453,10 @@ fn validate_object(index: usize, raw: RawObject) -> Result<KeyVaultObject, Param
 }
 
 fn history(n: i64) -> Result<u32, String> {
-    if !(0..=i64::from(MAX_VERSION_HISTORY)).contains(&n) {
-        return Err(format!("objectVersionHistory {n} is out of range: 0 to {MAX_VERSION_HISTORY}"));
+    match u32::try_from(n) {
+        Ok(n) if n <= MAX_VERSION_HISTORY => Ok(n),
+        _ => Err(format!("objectVersionHistory {n} is out of range: 0 to {MAX_VERSION_HISTORY}")),
     }
-    Ok(n as u32)
 }
 
 fn truncate(s: &str) -> String {
