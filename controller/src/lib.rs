@@ -1,5 +1,5 @@
-//! The arcseal controller crate: the Secrets Store CSI Driver provider for Azure Key Vault ([`csi`]), and (later) the
-//! in-cluster unseal controller.
+//! The arcseal controller crate: the Secrets Store CSI Driver provider for Azure Key Vault ([`csi`]) and the in-cluster
+//! unseal controller ([`unseal`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,7 +1,7 @@
 //! `arcseal-controller`: the in-cluster binaries of arcseal.
 //!
 //! - `csi-provider`: the Secrets Store CSI Driver provider for Azure Key Vault (see controller/README-csi.md).
-//! - `unseal`: the sealed-secrets unseal controller (not implemented yet).
+//! - `unseal`: the sealed-secrets compatible unseal controller (see controller/README-unseal.md).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;

@@ -28,8 +28,8 @@ pub const PATCH_ANNOTATION: &str = "sealedsecrets.bitnami.com/patch";
 /// On `spec.template.metadata.annotations`: no ownerReference on the Secret.
 pub const SKIP_OWNER_REFERENCES_ANNOTATION: &str = "sealedsecrets.bitnami.com/skip-set-owner-references";
 
-/// What to do with the live Secret.
-#[derive(Debug, PartialEq)]
+/// What to do with the live Secret. Its `Debug` names the variant only: the Secrets it carries hold decrypted data.
+#[derive(PartialEq)]
 pub enum Plan {
     /// No Secret of that name: create this one.
     Create(Secret),
@@ -45,6 +45,20 @@ pub enum Plan {
     Unchanged,
     /// A Secret of that name exists that this SealedSecret neither controls nor was handed.
     Refuse,
+}
+
+impl std::fmt::Debug for Plan {
+    /// The variant only, never the Secret it carries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Plan::Create(_) => "Create",
+            Plan::Update(_) => "Update",
+            Plan::Recreate(_) => "Recreate",
+            Plan::RefuseRecreatePatched => "RefuseRecreatePatched",
+            Plan::Unchanged => "Unchanged",
+            Plan::Refuse => "Refuse",
+        })
+    }
 }
 
 fn is_true(map: Option<&BTreeMap<String, String>>, key: &str) -> bool {
