@@ -1,0 +1,322 @@
+//! Go strings are bytes: rune decoding (`utf8.DecodeRune`, invalid byte -> U+FFFD width 1), `strconv.Quote`,
+//! `strconv.Unquote`, and `unicode`'s simple case mapping, which differ from Rust's `str` methods.
+
+pub(crate) const RUNE_ERROR: char = '\u{FFFD}';
+
+/// Go's `utf8.DecodeRune`: the rune and its width; an invalid or truncated sequence is (U+FFFD, 1).
+pub(crate) fn decode_rune(b: &[u8]) -> (char, usize) {
+    let Some(&b0) = b.first() else { return (RUNE_ERROR, 0) };
+    if b0 < 0x80 {
+        return (char::from(b0), 1);
+    }
+    let len = match b0 {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return (RUNE_ERROR, 1),
+    };
+    if b.len() < len {
+        return (RUNE_ERROR, 1);
+    }
+    match std::str::from_utf8(&b[..len]) {
+        Ok(s) => (s.chars().next().unwrap_or(RUNE_ERROR), len),
+        Err(_) => (RUNE_ERROR, 1),
+    }
+}
+
+/// Iterates (rune, width) over a Go string.
+pub(crate) fn runes(b: &[u8]) -> impl Iterator<Item = (char, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i >= b.len() {
+            return None;
+        }
+        let (c, w) = decode_rune(&b[i..]);
+        i += w;
+        Some((c, w))
+    })
+}
+
+/// `utf8.RuneCount`.
+pub(crate) fn rune_count(b: &[u8]) -> usize {
+    runes(b).count()
+}
+
+pub(crate) fn push_rune(out: &mut Vec<u8>, c: char) {
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// Maps every rune (invalid bytes become U+FFFD, as Go's `strings.Map` does).
+pub(crate) fn map_runes(b: &[u8], mut f: impl FnMut(char) -> char) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for (c, _) in runes(b) {
+        push_rune(&mut out, f(c));
+    }
+    out
+}
+
+/// `unicode.ToUpper`: simple (one-to-one) case mapping. Rust only offers the full mapping; where that is several
+/// runes, Unicode's simple mapping is either the rune itself or, for the Greek iota-subscript letters, the
+/// titlecase form.
+pub(crate) fn to_upper(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    let mut it = c.to_uppercase();
+    match (it.next(), it.next()) {
+        (Some(u), None) => u,
+        _ => greek_iota_title(c).unwrap_or(c),
+    }
+}
+
+fn greek_iota_title(c: char) -> Option<char> {
+    let u = u32::from(c);
+    let t = match u {
+        0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => u + 8,
+        0x1FB3 | 0x1FC3 | 0x1FF3 => u + 9,
+        _ => return None,
+    };
+    char::from_u32(t)
+}
+
+/// `unicode.ToLower` (simple mapping; U+0130 maps to 'i' alone).
+pub(crate) fn to_lower(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    if c == '\u{130}' {
+        return 'i';
+    }
+    let mut it = c.to_lowercase();
+    match (it.next(), it.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+/// `unicode.ToTitle`: the simple titlecase mapping, equal to the uppercase one except for the digraphs.
+pub(crate) fn to_title(c: char) -> char {
+    match c {
+        // Georgian Mkhedruli letters are their own titlecase (their uppercase is Mtavruli).
+        '\u{10D0}'..='\u{10FA}' | '\u{10FD}'..='\u{10FF}' => c,
+        '\u{1C4}'..='\u{1C6}' => '\u{1C5}',
+        '\u{1C7}'..='\u{1C9}' => '\u{1C8}',
+        '\u{1CA}'..='\u{1CC}' => '\u{1CB}',
+        '\u{1F1}'..='\u{1F3}' => '\u{1F2}',
+        _ => match greek_iota_title(c) {
+            Some(t) => t,
+            None if (0x1F88..=0x1FAF).contains(&u32::from(c)) => c,
+            None if matches!(c, '\u{1FBC}' | '\u{1FCC}' | '\u{1FFC}') => c,
+            None => to_upper(c),
+        },
+    }
+}
+
+/// `unicode.IsSpace`.
+pub(crate) fn is_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{85}' | '\u{A0}')
+        || (u32::from(c) > 0xFF && c.is_whitespace())
+}
+
+/// `strconv.IsPrint` (the same as `unicode.IsPrint`): letters, marks, numbers, punctuation, symbols and U+0020.
+/// Approximated from Rust's character properties: controls, separators other than space, format characters,
+/// private use, surrogates and unassigned code points are not printable.
+pub(crate) fn is_print(c: char) -> bool {
+    let u = u32::from(c);
+    if u < 0x80 {
+        return (0x20..0x7F).contains(&u);
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    !is_format_or_unassigned(u)
+}
+
+/// Cf, Co and the unassigned or otherwise non-printing ranges that Go's tables exclude.
+fn is_format_or_unassigned(u: u32) -> bool {
+    matches!(u,
+        0xAD | 0x378..=0x379 | 0x380..=0x383 | 0x38B | 0x38D | 0x3A2 | 0x530 | 0x557..=0x558 | 0x58B..=0x58C
+        | 0x590 | 0x5C8..=0x5CF | 0x5EB..=0x5EE | 0x5F5..=0x605 | 0x61C | 0x6DD | 0x70E..=0x70F | 0x8E2
+        | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF
+        | 0xFEFF | 0xFFF0..=0xFFFB | 0xFFFE..=0xFFFF | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF | 0xF0000..=0x10FFFF)
+        || (u & 0xFFFE) == 0xFFFE
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `strconv.Quote` (or `QuoteToASCII` when `ascii`), appending to `out`.
+pub(crate) fn quote_into(out: &mut Vec<u8>, s: &[u8], q: u8, ascii: bool) {
+    out.push(q);
+    let mut i = 0;
+    while i < s.len() {
+        let (c, w) = decode_rune(&s[i..]);
+        if w == 1 && c == RUNE_ERROR {
+            out.extend_from_slice(b"\\x");
+            out.push(HEX[usize::from(s[i] >> 4)]);
+            out.push(HEX[usize::from(s[i] & 0xF)]);
+            i += 1;
+            continue;
+        }
+        append_escaped_rune(out, c, q, ascii);
+        i += w;
+    }
+    out.push(q);
+}
+
+pub(crate) fn quote(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    quote_into(&mut out, s, b'"', false);
+    out
+}
+
+/// `strconv.QuoteRune`.
+pub(crate) fn quote_rune(c: char, ascii: bool) -> Vec<u8> {
+    let mut out = vec![b'\''];
+    append_escaped_rune(&mut out, c, b'\'', ascii);
+    out.push(b'\'');
+    out
+}
+
+fn append_escaped_rune(out: &mut Vec<u8>, c: char, q: u8, ascii: bool) {
+    let u = u32::from(c);
+    if u == u32::from(q) || c == '\\' {
+        out.push(b'\\');
+        push_rune(out, c);
+        return;
+    }
+    if ascii {
+        if u < 0x80 && is_print(c) {
+            push_rune(out, c);
+            return;
+        }
+    } else if is_print(c) {
+        push_rune(out, c);
+        return;
+    }
+    let esc: &[u8] = match c {
+        '\u{7}' => b"\\a",
+        '\u{8}' => b"\\b",
+        '\u{C}' => b"\\f",
+        '\n' => b"\\n",
+        '\r' => b"\\r",
+        '\t' => b"\\t",
+        '\u{B}' => b"\\v",
+        _ => {
+            let (prefix, digits): (&[u8], u32) = if u < 0x20 || u == 0x7F {
+                (b"\\x", 2)
+            } else if u < 0x10000 {
+                (b"\\u", 4)
+            } else {
+                (b"\\U", 8)
+            };
+            out.extend_from_slice(prefix);
+            for k in (0..digits).rev() {
+                out.push(HEX[((u >> (4 * k)) & 0xF) as usize]);
+            }
+            return;
+        }
+    };
+    out.extend_from_slice(esc);
+}
+
+/// `strconv.CanBackquote`.
+pub(crate) fn can_backquote(s: &[u8]) -> bool {
+    for (c, w) in runes(s) {
+        if w == 1 && c == RUNE_ERROR {
+            return false;
+        }
+        if c == '\u{FEFF}' {
+            return false;
+        }
+        if (c < ' ' && c != '\t') || c == '`' || c == '\u{7F}' {
+            return false;
+        }
+    }
+    true
+}
+
+/// One escape or rune of a Go quoted literal; returns the bytes it stands for and the rest.
+fn unquote_one(s: &str, q: u8) -> Option<(Vec<u8>, &str)> {
+    let mut chars = s.chars();
+    let c = chars.next()?;
+    if c != '\\' {
+        if c as u32 == u32::from(q) || c == '\n' {
+            return None;
+        }
+        return Some((c.to_string().into_bytes(), chars.as_str()));
+    }
+    let e = chars.next()?;
+    let rest = chars.as_str();
+    let simple = |b: u8| Some((vec![b], rest));
+    match e {
+        'a' => simple(7),
+        'b' => simple(8),
+        'f' => simple(12),
+        'n' => simple(b'\n'),
+        'r' => simple(b'\r'),
+        't' => simple(b'\t'),
+        'v' => simple(11),
+        '\\' => simple(b'\\'),
+        '\'' | '"' => {
+            if e as u32 != u32::from(q) {
+                return None;
+            }
+            simple(e as u8)
+        }
+        '0'..='7' => {
+            let digits = s.get(1..4)?;
+            if !digits.bytes().all(|d| (b'0'..=b'7').contains(&d)) {
+                return None;
+            }
+            let v = u8::try_from(u32::from_str_radix(digits, 8).ok()?).ok()?;
+            Some((vec![v], &s[4..]))
+        }
+        'x' => {
+            let digits = rest.get(..2)?;
+            if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
+                return None;
+            }
+            let v = u8::from_str_radix(digits, 16).ok()?;
+            Some((vec![v], &rest[2..]))
+        }
+        'u' | 'U' => {
+            let n = if e == 'u' { 4 } else { 8 };
+            let digits = rest.get(..n)?;
+            if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
+                return None;
+            }
+            let c = char::from_u32(u32::from_str_radix(digits, 16).ok()?)?;
+            Some((c.to_string().into_bytes(), &rest[n..]))
+        }
+        _ => None,
+    }
+}
+
+/// `strconv.Unquote` of the inside of a double-quoted literal.
+pub(crate) fn unquote(mut s: &str, q: u8) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    while !s.is_empty() {
+        let (b, rest) = unquote_one(s, q)?;
+        out.extend_from_slice(&b);
+        s = rest;
+    }
+    Some(out)
+}
+
+/// The inside of a character constant: exactly one rune (Go rejects `'\xff'` above 0x7F? no: it is the byte value).
+pub(crate) fn unquote_char(s: &str) -> Option<u32> {
+    if s.starts_with("\\x") || (s.starts_with('\\') && s[1..].starts_with(|c: char| c.is_ascii_digit())) {
+        let (b, rest) = unquote_one(s, b'\'')?;
+        return (rest.is_empty() && b.len() == 1).then(|| u32::from(b[0]));
+    }
+    let (b, rest) = unquote_one(s, b'\'')?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let st = std::str::from_utf8(&b).ok()?;
+    let mut it = st.chars();
+    let c = it.next()?;
+    it.next().is_none().then_some(u32::from(c))
+}
