@@ -64,7 +64,8 @@ pub(crate) const fn variadic(p: &'static [Param], v: Param) -> Sig {
     Sig { fixed: p, variadic: Some(v) }
 }
 
-/// Why a call did not return a value.
+/// Why a call did not return a value (fixed wording only, so Debug cannot leak data).
+#[derive(Debug)]
 pub(crate) enum CallError {
     /// The Go function returned an error or panicked. Fixed wording only: never the argument or `fail` text.
     Failed(&'static str),

@@ -13,7 +13,8 @@
 //! - Errors never carry text derived from the data (decrypted secrets): their `Display` holds the template name,
 //!   position, the template's own source text, function and Go type names, and fixed wording. `fail`'s message, a
 //!   bad argument's value and Go's `%!d(string=...)` echo are left out on purpose.
-//! - Pure: no I/O, no clock except `now`, no randomness except Sprig's random functions.
+//! - Pure: no I/O, no clock except `now`, no randomness except Sprig's random functions (`uuidv4`, `rand*`,
+//!   `shuffle`, `bcrypt`, `htpasswd`), drawn from the OS generator as Go draws them from crypto/rand.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ mod funcs;
 mod gostr;
 mod json;
 mod parse;
+mod random;
 mod sprig;
 mod sprig_regex;
 mod value;

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use crate::exec::State;
 use crate::funcs::{CallError, CallResult, Param::*, Sig, fixed, variadic};
 use crate::value::{ElemTy, Value};
-use crate::{LimitKind, fmt, gostr, json};
+use crate::{LimitKind, fmt, gostr, json, random};
 
 pub(crate) fn signature(name: &str) -> Option<Sig> {
     Some(match name {
@@ -60,6 +60,11 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "dig" => variadic(&[], Any),
         "chunk" | "mustChunk" => fixed(&[Int, Any]),
         "date" => fixed(&[Str, Any]),
+        "uuidv4" => fixed(&[]),
+        "randAlphaNum" | "randAlpha" | "randNumeric" | "randAscii" | "randBytes" => fixed(&[Int]),
+        "randInt" => fixed(&[Int, Int]),
+        "shuffle" | "bcrypt" => fixed(&[Str]),
+        "htpasswd" => fixed(&[Str, Str]),
         "dateInZone" | "date_in_zone" => fixed(&[Str, Any, Str]),
         "htmlDateInZone" => fixed(&[Any, Str]),
         "unixEpoch" => fixed(&[Any]),
@@ -550,6 +555,20 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             st(out)
         }
         "now" => crate::date::now()?,
+        "uuidv4" => st(random::uuidv4()?),
+        "randAlphaNum" | "randAlpha" | "randNumeric" | "randAscii" if int(&a[0]) > 0 => {
+            sized(st_, u128::from(int(&a[0]).unsigned_abs()))?;
+            return call_random(name, int(&a[0]));
+        }
+        "randAlphaNum" => st(random::string_from(random::ALPHANUM, int(&a[0]))?),
+        "randAlpha" => st(random::string_from(random::ALPHA, int(&a[0]))?),
+        "randNumeric" => st(random::string_from(random::NUMERIC, int(&a[0]))?),
+        "randAscii" => st(random::ascii(int(&a[0]))?),
+        "randBytes" => st(random::bytes(int(&a[0]), st_.limits.max_output)?),
+        "randInt" => Value::int(random::int(int(&a[0]), int(&a[1]))?),
+        "shuffle" => st(random::shuffle(s(&a[0]))?),
+        "bcrypt" => st(random::bcrypt(s(&a[0]))?),
+        "htpasswd" => st(random::htpasswd(s(&a[0]), s(&a[1]))?),
         "date" => st(crate::date::date(s(&a[0]), &a[1], b"Local")?),
         "dateInZone" | "date_in_zone" => st(crate::date::date(s(&a[0]), &a[1], s(&a[2]))?),
         "htmlDate" => st(crate::date::date(b"2006-01-02", &a[0], b"Local")?),
@@ -564,6 +583,16 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         sized(st_, x.len() as u128)?;
     }
     Ok(out)
+}
+
+fn call_random(name: &str, count: i64) -> CallResult {
+    let set = match name {
+        "randAlphaNum" => random::ALPHANUM,
+        "randAlpha" => random::ALPHA,
+        "randNumeric" => random::NUMERIC,
+        _ => return Ok(st(random::ascii(count)?)),
+    };
+    Ok(st(random::string_from(set, count)?))
 }
 
 /// A Go int already checked to be a valid index or count (non-negative, within a length or the output bound).

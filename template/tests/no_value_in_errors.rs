@@ -163,8 +163,8 @@ fn error_display_is_go_like_and_names_the_construct() {
         e.to_string(),
         "template: cfg:2:3: executing \"cfg\" at <fail .a>: error calling fail: fail called"
     );
-    let e = render("cfg", "{{ uuidv4 }}", &data, &Limits::default()).unwrap_err();
-    assert!(e.to_string().contains("function \"uuidv4\" is not supported"), "{e}");
+    let e = render("cfg", "{{ genCA \"x\" 1 }}", &data, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("function \"genCA\" is not supported"), "{e}");
     let e = render("cfg", "{{ if }}", &data, &Limits::default()).unwrap_err();
     assert_eq!(e.to_string(), "template: cfg:1: missing value for if");
 }

@@ -229,8 +229,6 @@ for t in [
     '{{ ext "a.b/c" }}', '{{ isAbs "/x" }}', '{{ isAbs "x" }}', '{{ osBase "/a/b" }}', '{{ osDir "/a/b" }}',
     '{{ osClean "a/./b" }}', '{{ osExt "x.y" }}', '{{ osIsAbs "/" }}', '{{ abbrev 5 "hello world" }}',
     '{{ abbrevboth 5 10 "1234 5678 9123" }}', '{{ wrap 5 "hello world foo" }}', '{{ wrapWith 5 "\\t" "hello world" }}',
-    '{{ shuffle "abc" }}', '{{ randAlphaNum 10 }}', '{{ randAlpha 5 }}', '{{ randNumeric 5 }}', '{{ randAscii 5 }}',
-    '{{ uuidv4 }}', '{{ randInt 1 10 }}', '{{ randBytes 8 }}', '{{ bcrypt "x" }}', '{{ htpasswd "u" "p" }}',
     '{{ derivePassword 1 "long" "pw" "user" "example.com" }}', '{{ genPrivateKey "rsa" }}', '{{ genCA "ca" 365 }}',
     '{{ encryptAES "k" "t" }}', '{{ decryptAES "k" "t" }}', '{{ semver "1.2.3" }}', '{{ semverCompare ">1.0" "1.2.3" }}',
     '{{ urlParse "http://x" }}', '{{ urlJoin (dict) }}', '{{ fail "boom" }}', '{{ fail .password }}', '{{ fail }}',
@@ -297,6 +295,15 @@ for t in [
     '{{ $d := dict "n" nil }}{{ $d.n }}', '{{ index (list 1 2) 0 | add 1 }}', '{{ range $i, $v := dict "x" (list 1 2) }}{{ $i }}{{ $v }}{{ end }}',
 ]:
     add(t)
+
+# Random functions: compared by shape (length).
+for t in ['{{ shuffle "abc" }}', '{{ shuffle "é\xffa" }}', '{{ shuffle "" }}', '{{ randAlphaNum 10 }}', '{{ randAlpha 5 }}',
+          '{{ randNumeric 5 }}', '{{ randAscii 5 }}', '{{ randAlphaNum 0 }}', '{{ randAlphaNum -3 }}', '{{ randNumeric -1 }}',
+          '{{ uuidv4 }}', '{{ randInt 1 10 }}', '{{ randInt 5 5 }}', '{{ randInt -10 -1 }}', '{{ randBytes 8 }}', '{{ randBytes 0 }}',
+          '{{ randBytes -1 }}', '{{ bcrypt "x" }}', '{{ bcrypt .password }}', '{{ bcrypt (repeat 100 "a") }}',
+          '{{ htpasswd "u" "p" }}', '{{ htpasswd .user .password }}', '{{ htpasswd "a:b" "p" }}', '{{ htpasswd .absent "p" }}',
+          '{{ uuidv4 | len }}', '{{ randAlphaNum 16 | len }}', '{{ randAlphaNum "5" }}', '{{ uuidv4 1 }}']:
+    add(t, check="shape")
 
 # Go iterates maps in random order: keys and values of several entries are compared by shape.
 for t in ['{{ keys (dict "b" 1 "a" 2) }}', '{{ values (dict "a" 1 "b" 2) }}']:
