@@ -1,5 +1,8 @@
 //! Go strings are bytes: rune decoding (`utf8.DecodeRune`, invalid byte -> U+FFFD width 1), `strconv.Quote`,
-//! `strconv.Unquote`, and `unicode`'s simple case mapping, which differ from Rust's `str` methods.
+//! `strconv.Unquote`, and `unicode`'s simple case mapping, which differ from Rust's `str` methods. Unicode facts
+//! come from Go's own tables (`unicode_tables.rs`: Unicode 13, as in Go 1.19), not from Rust's newer ones.
+
+use crate::unicode_tables as tables;
 
 pub(crate) const RUNE_ERROR: char = '\u{FFFD}';
 
@@ -56,92 +59,68 @@ pub(crate) fn map_runes(b: &[u8], mut f: impl FnMut(char) -> char) -> Vec<u8> {
     out
 }
 
-/// `unicode.ToUpper`: simple (one-to-one) case mapping. Rust only offers the full mapping; where that is several
-/// runes, Unicode's simple mapping is either the rune itself or, for the Greek iota-subscript letters, the
-/// titlecase form.
-pub(crate) fn to_upper(c: char) -> char {
-    if c.is_ascii() {
-        return c.to_ascii_uppercase();
-    }
-    let mut it = c.to_uppercase();
-    match (it.next(), it.next()) {
-        (Some(u), None) => u,
-        _ => greek_iota_title(c).unwrap_or(c),
-    }
-}
-
-fn greek_iota_title(c: char) -> Option<char> {
+fn in_ranges(table: &[(u32, u32)], c: char) -> bool {
     let u = u32::from(c);
-    let t = match u {
-        0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7 => u + 8,
-        0x1FB3 | 0x1FC3 | 0x1FF3 => u + 9,
-        _ => return None,
-    };
-    char::from_u32(t)
+    table
+        .binary_search_by(|&(lo, hi)| {
+            if hi < u {
+                std::cmp::Ordering::Less
+            } else if lo > u {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_ok()
 }
 
-/// `unicode.ToLower` (simple mapping; U+0130 maps to 'i' alone).
+fn mapped(table: &[(u32, u32)], c: char) -> char {
+    let u = u32::from(c);
+    match table.binary_search_by_key(&u, |&(from, _)| from) {
+        Ok(i) => char::from_u32(table[i].1).unwrap_or(c),
+        Err(_) => c,
+    }
+}
+
+/// `unicode.ToUpper` (simple case mapping, Go's Unicode tables: ß stays ß).
+pub(crate) fn to_upper(c: char) -> char {
+    if c.is_ascii() { c.to_ascii_uppercase() } else { mapped(tables::TO_UPPER, c) }
+}
+
+/// `unicode.ToLower`.
 pub(crate) fn to_lower(c: char) -> char {
-    if c.is_ascii() {
-        return c.to_ascii_lowercase();
-    }
-    if c == '\u{130}' {
-        return 'i';
-    }
-    let mut it = c.to_lowercase();
-    match (it.next(), it.next()) {
-        (Some(l), None) => l,
-        _ => c,
-    }
+    if c.is_ascii() { c.to_ascii_lowercase() } else { mapped(tables::TO_LOWER, c) }
 }
 
-/// `unicode.ToTitle`: the simple titlecase mapping, equal to the uppercase one except for the digraphs.
+/// `unicode.ToTitle`.
 pub(crate) fn to_title(c: char) -> char {
-    match c {
-        // Georgian Mkhedruli letters are their own titlecase (their uppercase is Mtavruli).
-        '\u{10D0}'..='\u{10FA}' | '\u{10FD}'..='\u{10FF}' => c,
-        '\u{1C4}'..='\u{1C6}' => '\u{1C5}',
-        '\u{1C7}'..='\u{1C9}' => '\u{1C8}',
-        '\u{1CA}'..='\u{1CC}' => '\u{1CB}',
-        '\u{1F1}'..='\u{1F3}' => '\u{1F2}',
-        _ => match greek_iota_title(c) {
-            Some(t) => t,
-            None if (0x1F88..=0x1FAF).contains(&u32::from(c)) => c,
-            None if matches!(c, '\u{1FBC}' | '\u{1FCC}' | '\u{1FFC}') => c,
-            None => to_upper(c),
-        },
-    }
+    if c.is_ascii() { c.to_ascii_uppercase() } else { mapped(tables::TO_TITLE, c) }
 }
 
 /// `unicode.IsSpace`.
 pub(crate) fn is_space(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{85}' | '\u{A0}')
-        || (u32::from(c) > 0xFF && c.is_whitespace())
+    if c.is_ascii() {
+        return matches!(c, '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ');
+    }
+    in_ranges(tables::SPACE, c)
 }
 
-/// `strconv.IsPrint` (the same as `unicode.IsPrint`): letters, marks, numbers, punctuation, symbols and U+0020.
-/// Approximated from Rust's character properties: controls, separators other than space, format characters,
-/// private use, surrogates and unassigned code points are not printable.
+/// `unicode.IsLetter`.
+pub(crate) fn is_letter(c: char) -> bool {
+    if c.is_ascii() { c.is_ascii_alphabetic() } else { in_ranges(tables::LETTER, c) }
+}
+
+/// `unicode.IsDigit`.
+pub(crate) fn is_digit(c: char) -> bool {
+    if c.is_ascii() { c.is_ascii_digit() } else { in_ranges(tables::DIGIT, c) }
+}
+
+/// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and U+0020, per Go's tables.
 pub(crate) fn is_print(c: char) -> bool {
-    let u = u32::from(c);
-    if u < 0x80 {
-        return (0x20..0x7F).contains(&u);
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
     }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    !is_format_or_unassigned(u)
-}
-
-/// Cf, Co and the unassigned or otherwise non-printing ranges that Go's tables exclude.
-fn is_format_or_unassigned(u: u32) -> bool {
-    matches!(u,
-        0xAD | 0x378..=0x379 | 0x380..=0x383 | 0x38B | 0x38D | 0x3A2 | 0x530 | 0x557..=0x558 | 0x58B..=0x58C
-        | 0x590 | 0x5C8..=0x5CF | 0x5EB..=0x5EE | 0x5F5..=0x605 | 0x61C | 0x6DD | 0x70E..=0x70F | 0x8E2
-        | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF
-        | 0xFEFF | 0xFFF0..=0xFFFB | 0xFFFE..=0xFFFF | 0x110BD | 0x110CD | 0x13430..=0x1343F
-        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF | 0xF0000..=0x10FFFF)
-        || (u & 0xFFFE) == 0xFFFE
+    in_ranges(tables::PRINT, c)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -319,4 +298,18 @@ pub(crate) fn unquote_char(s: &str) -> Option<u32> {
     let mut it = st.chars();
     let c = it.next()?;
     it.next().is_none().then_some(u32::from(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_go_1_19s_and_map_like_go() {
+        assert_eq!(tables::UNICODE_VERSION, "13.0.0");
+        assert_eq!((to_upper('ß'), to_lower('İ'), to_title('ǆ'), to_upper('ǆ')), ('ß', 'i', 'ǅ', 'Ǆ'));
+        assert!(!is_print('\u{A0}') && !is_print('\u{200B}') && is_print('é'));
+        assert_eq!(quote("\u{7}\u{A0}\u{200B}\u{FF}".as_bytes()), b"\"\\a\\u00a0\\u200b\xc3\xbf\"".to_vec());
+        assert_eq!(quote(b"\xff"), b"\"\\xff\"".to_vec());
+    }
 }

@@ -35,6 +35,8 @@ mod parse;
 mod random;
 mod sprig;
 mod sprig_regex;
+#[rustfmt::skip]
+mod unicode_tables;
 mod value;
 
 use std::collections::BTreeMap;

@@ -125,7 +125,7 @@ fn is_space(b: u8) -> bool {
 }
 
 fn is_alnum(c: char) -> bool {
-    c == '_' || c.is_alphabetic() || c.is_numeric()
+    c == '_' || crate::gostr::is_letter(c) || crate::gostr::is_digit(c)
 }
 
 fn has_left_trim(s: &[u8]) -> bool {

@@ -644,7 +644,7 @@ fn is_separator(r: char) -> bool {
     if r.is_ascii() {
         return !(r.is_ascii_alphanumeric() || r == '_');
     }
-    if r.is_alphabetic() || r.is_numeric() {
+    if gostr::is_letter(r) || gostr::is_digit(r) {
         return false;
     }
     gostr::is_space(r)

@@ -3,7 +3,7 @@
 
 Each case: {"name", "template", "data": {item: base64}, "check"?}. "check": "shape" marks clock-dependent cases
 compared by length only. Kept as a generator so that adding a function or an input is one line."""
-import base64, json
+import base64, json, re
 
 DATA = {
     "user": b"admin",
@@ -33,8 +33,20 @@ DATA = {
 }
 cases = []
 
+BARE_DOT = re.compile(r"(?<![\w)\]])\.(?!\w)|\$(?!\w)")
+
+
+def needed(t, data):
+    """The items a case can reach: all of them if the template names the whole map (a bare `.` or `$`), else
+    those it names as `.item` (keeps the corpus small without changing what Go sees)."""
+    if BARE_DOT.search(t):
+        return data
+    return {k: v for k, v in data.items() if re.search(r"\." + re.escape(k) + r"(?!\w)", t)}
+
+
 def add(t, data=None, check=None, name="key"):
-    c = {"name": name, "template": t, "data": {k: base64.b64encode(v).decode() for k, v in (DATA if data is None else data).items()}}
+    data = needed(t, DATA if data is None else data)
+    c = {"name": name, "template": t, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
     if check:
         c["check"] = check
     cases.append(c)
@@ -413,9 +425,21 @@ SAMPLES = ["ß", "ǅ", "ǈ", "İ", "ı", "ſ", "K", "Ω", "ẞ", "ﬀ", "ᾳ", "
            "ꭓ", "Ꭓ", "𐐀", "𐐨", "ǲ", "ͅ", "ι", "ᲀ", "ꙋ", "ⓐ", "Ⓐ", "ᏸ", "Ᏸ", "ა", "Ა", "ȿ", "Ȿ"]
 for ch in SAMPLES:
     add('{{ "%s" | upper }}{{ "%s" | lower }}{{ "%s" | title }}' % (ch, ch, ch))
+for t in ['{{ "}}" }}', '{{ `{{` }}x', '{{ .ключ }}', '{{ index . "ключ" }}', '{{ $ключ := 1 }}{{ $ключ }}', '{{ .a٣ }}',
+          '{{ .key-dash }}', '{{ index . "key-dash" }}', '{{ .x.y.z }}', '{{ with .x }}{{ .y }}{{ end }}']:
+    add(t, data={"ключ": b"v", "key-dash": b"d", "x": b"s", "a٣".encode().decode(): b"arabic"})
+
+# Unicode sweep: one code point in 7 from U+0080 to U+33FFF (the residue shifting from slice to slice, so every
+# residue is met) and the planes' edges, through the case mappings, strconv.Quote, %+q and JSEscape, to pin Go
+# 1.19's Unicode 13 tables (src/unicode_tables.rs).
+SWEEP = list(range(0x80, 0x34000)) + list(range(0xE0000, 0xE0200)) + list(range(0xF0000, 0xF0010)) + list(range(0x10FFF0, 0x110000))
+SWEEP = [c for c in SWEEP if not 0xD800 <= c <= 0xDFFF]
+for n, i in enumerate(range(0, len(SWEEP), 7 * 256)):
+    chunk = "".join(chr(c) for c in SWEEP[i:i + 7 * 256] if (c + n) % 7 == 0).encode()
+    add('{{ .s | upper }}|{{ .s | lower }}|{{ .s | title }}|{{ .s | quote }}|{{ .s | js }}|{{ printf "%+q" .s }}', data={"s": chunk})
 
 # Limits and robustness.
-for t in ['{{ range until 200000 }}{{ end }}', '{{ repeat 2000000 "x" }}', '{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" }}',
+for t in ['{{ range until 200000 }}{{ end }}', '{{ repeat 2000000 "x" | len }}', '{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" }}',
           '{{ $d := dict }}{{ $_ := set $d "self" $d }}{{ len $d }}', '(((' * 5 + '{{ ((((((((((1)))))))))) }}']:
     add(t)
 
