@@ -311,7 +311,7 @@ for t in [
 # Random functions: compared by shape (length).
 for t in ['{{ shuffle "abc" }}', '{{ shuffle "é\xffa" }}', '{{ shuffle "" }}', '{{ randAlphaNum 10 }}', '{{ randAlpha 5 }}',
           '{{ randNumeric 5 }}', '{{ randAscii 5 }}', '{{ randAlphaNum 0 }}', '{{ randAlphaNum -3 }}', '{{ randNumeric -1 }}',
-          '{{ uuidv4 }}', '{{ randInt 1 10 }}', '{{ randInt 5 5 }}', '{{ randInt -10 -1 }}', '{{ randBytes 8 }}', '{{ randBytes 0 }}',
+          '{{ uuidv4 }}', '{{ randInt 1 10 }}', '{{ randInt 5 5 }}', '{{ randInt -9 -1 }}', '{{ randBytes 8 }}', '{{ randBytes 0 }}',
           '{{ randBytes -1 }}', '{{ bcrypt "x" }}', '{{ bcrypt .password }}', '{{ bcrypt (repeat 100 "a") }}',
           '{{ htpasswd "u" "p" }}', '{{ htpasswd .user .password }}', '{{ htpasswd "a:b" "p" }}', '{{ htpasswd .absent "p" }}',
           '{{ uuidv4 | len }}', '{{ randAlphaNum 16 | len }}', '{{ randAlphaNum "5" }}', '{{ uuidv4 1 }}']:
