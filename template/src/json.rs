@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::gostr;
-use crate::value::{Value, float_digits};
+use crate::value::{ElemTy, Value, float_digits};
 
 /// Why a value cannot be encoded (Go's `json.Marshal` error or an unreproduced case).
 pub(crate) enum EncodeError {
@@ -48,6 +48,7 @@ fn encode_into(
         Value::Float(f) => out.extend_from_slice(encode_float(*f)?.as_bytes()),
         Value::Str(s) => encode_string(out, s, html),
         Value::Time(..) => return Err(EncodeError::Unsupported("encoding a time.Time is not reproduced")),
+        Value::List(_, ElemTy::NilAny | ElemTy::NilStr) => out.extend_from_slice(b"null"),
         Value::List(l, _) => {
             out.push(b'[');
             for (i, item) in l.iter().enumerate() {

@@ -454,7 +454,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "rest" | "mustRest" | "initial" | "mustInitial" => {
             let l = list_of(&a[0], "rest")?;
             if l.is_empty() {
-                Value::list(Vec::new())
+                Value::List(Rc::default(), ElemTy::NilAny)
             } else if name.ends_with("est") {
                 Value::list(l[1..].to_vec())
             } else {
@@ -506,7 +506,8 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             for l in &a {
                 out.extend(list_of(l, "concat")?);
             }
-            Value::list(out)
+            // Sprig appends to a nil slice: nothing appended stays nil.
+            if out.is_empty() { Value::List(Rc::default(), ElemTy::NilAny) } else { Value::list(out) }
         }
         "chunk" | "mustChunk" => {
             let size = int(&a[0]);

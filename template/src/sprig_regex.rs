@@ -7,7 +7,7 @@
 use regex::Regex;
 
 use crate::funcs::{CallError, CallResult};
-use crate::value::Value;
+use crate::value::{ElemTy, Value};
 
 /// Go's regexp.Compile succeeded (`Ok`), failed (`Err(None)`), or we cannot tell (`Err(Some(reason))`).
 type Compiled = Result<Regex, Option<&'static str>>;
@@ -260,6 +260,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> CallResult {
                 _ => -1,
             };
             let parts = if n == 0 { Vec::new() } else { all_matches(&re, s, n) };
+            if parts.is_empty() {
+                // Go's FindAllString returns nil when nothing matches.
+                return Ok(Value::List(Default::default(), ElemTy::NilStr));
+            }
             Value::str_list(parts.into_iter().map(|(x, y)| s.as_bytes()[x..y].to_vec()).collect())
         }
         "regexReplaceAll"
@@ -276,6 +280,9 @@ pub(crate) fn call(name: &str, a: &[Value]) -> CallResult {
                 Value::Int(n, _) => *n,
                 _ => -1,
             };
+            if n == 0 {
+                return Ok(Value::List(Default::default(), ElemTy::NilStr));
+            }
             Value::str_list(split(&re, s, n))
         }
         _ => return Err(CallError::Unsupported("unknown regex function")),

@@ -21,6 +21,10 @@ pub(crate) enum ElemTy {
     Str,
     /// `[]int` (until, untilStep); only lists use it.
     Int,
+    /// A nil `[]interface {}` (Sprig's `rest` of an empty list): prints `[]` but encodes as JSON `null`.
+    NilAny,
+    /// A nil `[]string` (`regexFindAll` without matches).
+    NilStr,
 }
 
 #[derive(Clone)]
@@ -74,8 +78,8 @@ impl Value {
             Value::Int(_, IntTy::Uint8) => "uint8",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
-            Value::List(_, ElemTy::Any) => "[]interface {}",
-            Value::List(_, ElemTy::Str) => "[]string",
+            Value::List(_, ElemTy::Any | ElemTy::NilAny) => "[]interface {}",
+            Value::List(_, ElemTy::Str | ElemTy::NilStr) => "[]string",
             Value::List(_, ElemTy::Int) => "[]int",
             Value::Map(_, ElemTy::Str) => "map[string]string",
             Value::Map(..) => "map[string]interface {}",

@@ -334,7 +334,11 @@ for t in [
     '{{ fromJson "{bad" }}', '{{ mustFromJson "{bad" }}', '{{ fromJson "" }}', '{{ typeOf (fromJson "1") }}',
     '{{ fromJson "12345678901234567890" }}', '{{ fromJson "{\\"a\\":1,\\"a\\":2}" }}', '{{ toPrettyJson (list 1 2) }}',
     '{{ toPrettyJson "x" }}', '{{ toPrettyJson (dict "a" (dict)) }}', '{{ mustToPrettyJson (dict "k" 1) }}', '{{ mustToRawJson (list "<") }}',
-    '{{ toJson (until 3) }}', '{{ toJson (split "," "a,b") }}', '{{ toJson (index .user 0) }}', '{{ toJson (add 1 2) }}',
+    '{{ toJson (until 3) }}', '{{ toJson (rest (list)) }}', '{{ toJson (initial (list 1)) }}', '{{ toJson (rest (list 1)) }}',
+    '{{ toJson (regexFindAll "x" "abc" -1) }}', '{{ toJson (regexFindAll "b" "abc" 0) }}', '{{ toJson (regexSplit "b" "abc" 0) }}',
+    '{{ deepEqual (rest (list)) (list) }}', '{{ typeOf (rest (list)) }}', '{{ toJson (compact (list)) }}', '{{ toJson (uniq (list)) }}',
+    '{{ toJson (without (list 1) 1) }}', '{{ toJson (splitList "," "") }}', '{{ toJson (keys (dict)) }}', '{{ toJson (until 0) }}',
+    '{{ toJson (toStrings nil) }}', '{{ toJson (sortAlpha (list)) }}', '{{ toJson (reverse (list)) }}', '{{ toJson (concat) }}', '{{ toJson (split "," "a,b") }}', '{{ toJson (index .user 0) }}', '{{ toJson (add 1 2) }}',
 ]:
     add(t)
 
