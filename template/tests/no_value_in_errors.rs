@@ -83,8 +83,13 @@ fn contains(h: &[u8], n: &[u8]) -> bool {
     h.windows(n.len()).any(|w| w == n)
 }
 
+/// 64 cases by default (the suite stays fast); PROPTEST_CASES raises it for a longer soak.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn error_messages_never_quote_values(
         a in proptest::collection::vec(any::<u8>(), 4..40),
