@@ -115,6 +115,21 @@ pub(crate) fn is_digit(c: char) -> bool {
     if c.is_ascii() { c.is_ascii_digit() } else { in_ranges(tables::DIGIT, c) }
 }
 
+/// `unicode.IsUpper`.
+pub(crate) fn is_upper(c: char) -> bool {
+    if c.is_ascii() { c.is_ascii_uppercase() } else { in_ranges(tables::UPPER, c) }
+}
+
+/// `unicode.IsLower`.
+pub(crate) fn is_lower(c: char) -> bool {
+    if c.is_ascii() { c.is_ascii_lowercase() } else { in_ranges(tables::LOWER, c) }
+}
+
+/// `unicode.IsTitle`.
+pub(crate) fn is_title(c: char) -> bool {
+    !c.is_ascii() && in_ranges(tables::TITLE, c)
+}
+
 /// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and U+0020, per Go's tables.
 pub(crate) fn is_print(c: char) -> bool {
     if c.is_ascii() {

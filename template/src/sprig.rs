@@ -18,12 +18,13 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "upper" | "lower" | "title" | "trim" | "nospace" | "sha1sum" | "sha256sum" | "adler32sum"
         | "atoi" | "b64enc" | "b64dec" | "b32enc" | "fromJson" | "mustFromJson" | "base" | "dir"
         | "clean" | "ext" | "isAbs" | "osBase" | "osClean" | "osDir" | "osExt" | "osIsAbs"
-        | "regexQuoteMeta" | "fail" | "swapcase" => fixed(&[Str]),
+        | "regexQuoteMeta" | "fail" | "swapcase" | "initials" | "untitle" => fixed(&[Str]),
         "trimAll" | "trimall" | "trimSuffix" | "trimPrefix" | "contains" | "hasPrefix" | "hasSuffix"
         | "splitList" | "split" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" => {
             fixed(&[Str, Str])
         }
-        "trunc" | "repeat" | "indent" | "nindent" => fixed(&[Int, Str]),
+        "trunc" | "repeat" | "indent" | "nindent" | "abbrev" => fixed(&[Int, Str]),
+        "abbrevboth" => fixed(&[Int, Int, Str]),
         "substr" => fixed(&[Int, Int, Str]),
         "replace"
         | "regexReplaceAll"
@@ -103,8 +104,9 @@ pub(crate) fn refusal(name: &str) -> &'static str {
             "mergo's deep-merge rules are not reproduced"
         }
         "b32dec" => "Go's base32 error texts are not reproduced",
-        "abbrev" | "abbrevboth" | "initials" | "untitle" | "snakecase" | "camelcase" | "kebabcase"
-        | "wrap" | "wrapWith" => "this string helper is not reproduced",
+        "snakecase" | "camelcase" | "kebabcase" | "wrap" | "wrapWith" => {
+            "this string helper is not reproduced"
+        }
         _ => "not implemented in arcseal",
     }
 }
@@ -158,7 +160,17 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "upper" => st(upper(s(&a[0]))),
         "lower" => st(lower(s(&a[0]))),
         "title" => st(title(s(&a[0]))),
-        "swapcase" => return unsupported("goutils' SwapCase is not reproduced"),
+        "swapcase" => st(swapcase(s(&a[0]))),
+        "initials" => st(initials(s(&a[0]))),
+        "untitle" => st(untitle(s(&a[0]))),
+        "abbrev" => {
+            let (w, x) = (int(&a[0]), s(&a[1]));
+            if w < 4 { st(x) } else { st(abbreviate(x, 0, w)) }
+        }
+        "abbrevboth" => {
+            let (l, r, x) = (int(&a[0]), int(&a[1]), s(&a[2]));
+            if r < 4 || (l > 0 && r < 7) { st(x) } else { st(abbreviate(x, l, r)) }
+        }
         "trim" => st(trim_func(s(&a[0]), gostr::is_space)),
         "trimAll" | "trimall" => st(trim_cutset(s(&a[1]), s(&a[0]))),
         "trimSuffix" => st(s(&a[1]).strip_suffix(s(&a[0])).unwrap_or(s(&a[1]))),
@@ -649,6 +661,81 @@ fn is_separator(r: char) -> bool {
         return false;
     }
     gostr::is_space(r)
+}
+
+/// goutils' SwapCase: upper and title to lower, lower to upper (title case after a space).
+fn swapcase(x: &[u8]) -> Vec<u8> {
+    let mut space = true;
+    gostr::map_runes(x, |c| {
+        if gostr::is_upper(c) || gostr::is_title(c) {
+            space = false;
+            gostr::to_lower(c)
+        } else if gostr::is_lower(c) {
+            let was = std::mem::replace(&mut space, false);
+            if was { gostr::to_title(c) } else { gostr::to_upper(c) }
+        } else {
+            space = gostr::is_space(c);
+            c
+        }
+    })
+}
+
+/// goutils' Initials: byte by byte (each byte a Latin-1 rune), the first of each space-separated word.
+fn initials(x: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut gap = true;
+    for &b in x {
+        let c = char::from(b);
+        if gostr::is_space(c) {
+            gap = true;
+        } else if gap {
+            gostr::push_rune(&mut out, c);
+            gap = false;
+        }
+    }
+    out
+}
+
+/// goutils' Uncapitalize: the first rune of each space-separated word lowered.
+fn untitle(x: &[u8]) -> Vec<u8> {
+    if x.is_empty() {
+        return Vec::new();
+    }
+    let mut next = true;
+    gostr::map_runes(x, |c| {
+        if gostr::is_space(c) {
+            next = true;
+            c
+        } else if std::mem::replace(&mut next, false) {
+            gostr::to_lower(c)
+        } else {
+            c
+        }
+    })
+}
+
+/// goutils' AbbreviateFull (byte offsets, "..." marker); Sprig has already excluded the widths that error.
+fn abbreviate(x: &[u8], offset: i64, max_width: i64) -> Vec<u8> {
+    let n = x.len() as i64;
+    if x.is_empty() || n <= max_width {
+        return x.to_vec();
+    }
+    let mut offset = offset.min(n);
+    if n - offset < max_width - 3 {
+        offset = n - (max_width - 3);
+    }
+    let mut out = b"...".to_vec();
+    if offset <= 4 {
+        let mut head = x[..ix(max_width - 3)].to_vec();
+        head.extend_from_slice(b"...");
+        return head;
+    }
+    if offset + max_width - 3 < n {
+        out.extend_from_slice(&abbreviate(&x[ix(offset)..], 0, max_width - 3));
+        return out;
+    }
+    out.extend_from_slice(&x[ix(n - (max_width - 3))..]);
+    out
 }
 
 /// Go's `utf8.DecodeLastRune`.
