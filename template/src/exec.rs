@@ -129,8 +129,8 @@ impl<'a> State<'a> {
             Value::List(l, _) => {
                 l.iter().enumerate().map(|(i, v)| (Value::int(i as i64), v.clone())).collect()
             }
-            Value::Map(m, ety) => {
-                m.borrow().iter().map(|(k, v)| (Value::str(k.as_slice()), map_elem(v, *ety))).collect()
+            Value::Map(m, _) => {
+                m.borrow().iter().map(|(k, v)| (Value::str(k.as_slice()), v.clone())).collect()
             }
             Value::Nil => Vec::new(),
             _ => {
@@ -214,12 +214,10 @@ impl<'a> State<'a> {
         self.step()?;
         let first = &cmd.args[0];
         match &first.kind {
-            OpKind::Field(fields) => {
-                self.eval_field_chain(dot, dot.clone(), first.pos, fields, &cmd.args, final_)
-            }
+            OpKind::Field(fields) => self.eval_field_chain(dot.clone(), first.pos, fields, &cmd.args, final_),
             OpKind::Chain(node, fields) => {
                 let recv = self.eval_chain_base(dot, node)?;
-                self.eval_field_chain(dot, recv, first.pos, fields, &cmd.args, final_)
+                self.eval_field_chain(recv, first.pos, fields, &cmd.args, final_)
             }
             OpKind::Ident(name) => self.eval_function(dot, name, first.pos, &cmd.args, final_),
             OpKind::Pipe(p) => {
@@ -232,7 +230,7 @@ impl<'a> State<'a> {
                     self.not_a_function(cmd, &final_)?;
                     return Ok(v);
                 }
-                self.eval_field_chain(dot, v, first.pos, fields, &cmd.args, final_)
+                self.eval_field_chain(v, first.pos, fields, &cmd.args, final_)
             }
             OpKind::Bool(b) => {
                 self.not_a_function(cmd, &final_)?;
@@ -270,7 +268,6 @@ impl<'a> State<'a> {
 
     fn eval_field_chain(
         &mut self,
-        _dot: &Value,
         mut recv: Value,
         pos: usize,
         fields: &[String],
@@ -355,13 +352,12 @@ impl<'a> State<'a> {
                 }
             }
             OpKind::Field(fields) => {
-                let v =
-                    self.eval_field_chain(dot, dot.clone(), pos, fields, std::slice::from_ref(node), None)?;
+                let v = self.eval_field_chain(dot.clone(), pos, fields, std::slice::from_ref(node), None)?;
                 validate(pos, v, p)
             }
             OpKind::Variable(name, fields) => {
                 let v = self.var_value(pos, name)?;
-                let v = self.eval_field_chain(dot, v, pos, fields, std::slice::from_ref(node), None)?;
+                let v = self.eval_field_chain(v, pos, fields, std::slice::from_ref(node), None)?;
                 validate(pos, v, p)
             }
             OpKind::Pipe(pipe) => {
@@ -374,7 +370,7 @@ impl<'a> State<'a> {
             }
             OpKind::Chain(base, fields) => {
                 let recv = self.eval_chain_base(dot, base)?;
-                let v = self.eval_field_chain(dot, recv, pos, fields, std::slice::from_ref(node), None)?;
+                let v = self.eval_field_chain(recv, pos, fields, std::slice::from_ref(node), None)?;
                 validate(pos, v, p)
             }
             OpKind::Bool(b) => match p {
@@ -399,11 +395,6 @@ impl<'a> State<'a> {
             },
         }
     }
-}
-
-/// The element of a map as a template sees it: a missing `map[string]string` value is "".
-fn map_elem(v: &Value, _ety: ElemTy) -> Value {
-    v.clone()
 }
 
 /// Go's `evalField` on the value kinds templates have: maps are indexed by key, everything else has no fields.

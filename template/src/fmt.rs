@@ -123,7 +123,7 @@ impl Printer {
                 return Err("printing a time.Time is not reproduced (Go adds a monotonic clock reading)");
             }
             Value::Str(s) => self.fmt_string(s, verb, v)?,
-            Value::List(items, ety) => {
+            Value::List(items, _) => {
                 if self.f.sharp_v {
                     self.buf.extend_from_slice(v.type_name().as_bytes());
                     self.buf.push(b'{');
@@ -137,12 +137,11 @@ impl Printer {
                     if i > 0 {
                         self.buf.extend_from_slice(if self.f.sharp_v { b", " } else { b" " });
                     }
-                    let _ = ety;
                     self.print_value(item, verb, depth + 1)?;
                 }
                 self.buf.push(if self.f.sharp_v { b'}' } else { b']' });
             }
-            Value::Map(m, ety) => {
+            Value::Map(m, _) => {
                 if self.f.sharp_v {
                     self.buf.extend_from_slice(v.type_name().as_bytes());
                     self.buf.push(b'{');
@@ -159,7 +158,6 @@ impl Printer {
                     }
                     self.fmt_string(k, verb, &Value::str(k.as_slice()))?;
                     self.buf.push(b':');
-                    let _ = ety;
                     self.print_value(item, verb, depth + 1)?;
                 }
                 self.buf.push(if self.f.sharp_v { b'}' } else { b']' });
@@ -268,9 +266,8 @@ impl Printer {
                     s.push(c);
                     s.push('\'');
                 }
-                let prec = self.f.prec.take();
+                // fmtUnicode pads with spaces only.
                 let zero = std::mem::replace(&mut self.f.zero, false);
-                let _ = prec;
                 self.pad(s.as_bytes());
                 self.f.zero = zero;
             }
@@ -548,9 +545,8 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
             }
         }
         if !after_index {
-            (arg_num, i, after_index) = arg_index(format, i, arg_num)?;
+            (arg_num, i, _) = arg_index(format, i, arg_num)?;
         }
-        let _ = after_index;
         if i >= end {
             p.buf.extend_from_slice(b"%!(NOVERB)");
             break;

@@ -528,10 +528,9 @@ impl<'a> Parser<'a> {
         Ok(it)
     }
 
-    fn enter(&mut self, pos: usize) -> PResult<()> {
+    fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            let _ = pos;
             return Err(Error::Limit { name: self.name.to_string(), limit: LimitKind::Depth });
         }
         Ok(())
@@ -702,7 +701,7 @@ impl<'a> Parser<'a> {
 
     fn control(&mut self, allow_else_if: bool, context: &str) -> PResult<Control> {
         let mark = self.vars.len();
-        self.enter(self.peek().pos)?;
+        self.enter()?;
         let r = self.control_inner(allow_else_if, context);
         self.depth -= 1;
         self.vars.truncate(mark);
@@ -748,7 +747,6 @@ impl<'a> Parser<'a> {
             }
             let save = self.i;
             self.next();
-            let after_var = self.peek().tok;
             let next = self.peek_non_space();
             match next.tok {
                 Tok::Assign | Tok::Declare => {
@@ -773,7 +771,7 @@ impl<'a> Parser<'a> {
                     return self.err(next.pos, format!("too many declarations in {context}"));
                 }
                 _ => {
-                    let _ = after_var;
+                    // "$x" used as an operand: put it back (Go's backup2/backup3).
                     self.i = save;
                     break 'decls;
                 }
@@ -896,7 +894,7 @@ impl<'a> Parser<'a> {
                 None => return self.err(it.pos, format!("illegal number syntax: {text:?}")),
             },
             Tok::LeftParen => {
-                self.enter(it.pos)?;
+                self.enter()?;
                 let p = self.pipeline("parenthesized pipeline", Tok::RightParen);
                 self.depth -= 1;
                 let p = p?;

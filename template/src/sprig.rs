@@ -459,12 +459,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         }
         "dig" => dig(&a)?,
         "first" | "mustFirst" | "last" | "mustLast" => {
-            let l = list_of(&a[0], "first")?;
+            let l = list_of(&a[0])?;
             let item = if name.ends_with("irst") { l.first() } else { l.last() };
             item.cloned().unwrap_or(Value::Nil)
         }
         "rest" | "mustRest" | "initial" | "mustInitial" => {
-            let l = list_of(&a[0], "rest")?;
+            let l = list_of(&a[0])?;
             if l.is_empty() {
                 Value::List(Rc::default(), ElemTy::NilAny)
             } else if name.ends_with("est") {
@@ -474,12 +474,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             }
         }
         "reverse" | "mustReverse" => {
-            let mut l = list_of(&a[0], "reverse")?;
+            let mut l = list_of(&a[0])?;
             l.reverse();
             Value::list(l)
         }
         "uniq" | "mustUniq" => {
-            let l = list_of(&a[0], "uniq")?;
+            let l = list_of(&a[0])?;
             let mut out: Vec<Value> = Vec::new();
             for v in l {
                 if !out.iter().any(|o| deep_equal(o, &v)) {
@@ -489,23 +489,23 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             Value::list(out)
         }
         "compact" | "mustCompact" => {
-            let l = list_of(&a[0], "compact")?;
+            let l = list_of(&a[0])?;
             Value::list(l.into_iter().filter(|v| !empty(v)).collect())
         }
         "without" | "mustWithout" => {
-            let l = list_of(&a[0], "without")?;
+            let l = list_of(&a[0])?;
             Value::list(l.into_iter().filter(|v| !a[1..].iter().any(|o| deep_equal(o, v))).collect())
         }
         "has" | "mustHas" => {
             if let Value::Nil = a[1] {
                 b(false)
             } else {
-                let l = list_of(&a[1], "has")?;
+                let l = list_of(&a[1])?;
                 b(l.iter().any(|v| deep_equal(v, &a[0])))
             }
         }
         "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend" => {
-            let mut l = list_of(&a[0], "push")?;
+            let mut l = list_of(&a[0])?;
             if name.contains("repend") {
                 l.insert(0, a[1].clone());
             } else {
@@ -516,21 +516,21 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "concat" => {
             let mut out = Vec::new();
             for l in &a {
-                out.extend(list_of(l, "concat")?);
+                out.extend(list_of(l)?);
             }
             // Sprig appends to a nil slice: nothing appended stays nil.
             if out.is_empty() { Value::List(Rc::default(), ElemTy::NilAny) } else { Value::list(out) }
         }
         "chunk" | "mustChunk" => {
             let size = int(&a[0]);
-            let l = list_of(&a[1], "chunk")?;
+            let l = list_of(&a[1])?;
             if size <= 0 {
                 return fail("chunk size must be positive");
             }
             Value::list(l.chunks(ix(size)).map(|c| Value::list(c.to_vec())).collect())
         }
         "slice" | "mustSlice" => {
-            let l = list_of(&a[0], "slice")?;
+            let l = list_of(&a[0])?;
             let n = l.len() as i64;
             let (mut lo, mut hi) = (0, n);
             if let Some(v) = a.get(1) {
@@ -975,14 +975,19 @@ fn to_float64(v: &Value) -> Result<f64, CallError> {
         Value::Float(f) => *f,
         Value::Bool(x) => f64::from(u8::from(*x)),
         Value::Str(x) => {
-            let t = std::str::from_utf8(x).unwrap_or("\u{0}");
-            if t.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E')) {
-                t.parse::<f64>().ok().filter(|f| f.is_finite()).unwrap_or(0.0)
-            } else {
-                return unsupported(
-                    "float64 of this string form (hex, underscores, inf, nan) is not reproduced",
-                );
+            // strconv.ParseFloat: decimal forms parse alike; Go also reads hex floats, underscores, "inf" and
+            // "nan", which are refused rather than guessed. Anything else is a syntax error, which cast makes 0.
+            let t = std::str::from_utf8(x).unwrap_or("");
+            let body = t.trim_start_matches(['+', '-']).to_ascii_lowercase();
+            if body.starts_with("0x")
+                || body.contains('_')
+                || ["inf", "infinity", "nan"].contains(&body.as_str())
+            {
+                return unsupported("float64 of hex, underscore, inf or nan forms is not reproduced");
             }
+            let decimal = !t.is_empty()
+                && t.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b'e' | b'E'));
+            if decimal { t.parse::<f64>().ok().filter(|f| f.is_finite()).unwrap_or(0.0) } else { 0.0 }
         }
         _ => 0.0,
     })
@@ -1087,9 +1092,9 @@ fn map_of(v: &Value) -> Result<&SharedMap, CallError> {
     }
 }
 
-fn list_of(v: &Value, _what: &str) -> Result<Vec<Value>, CallError> {
+/// The elements of a slice parameter (Sprig's reflect-based list functions); nil and non-slices fail as in Go.
+fn list_of(v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
-        Value::List(l, ElemTy::Int) => Ok(l.iter().cloned().collect()),
         Value::List(l, _) => Ok(l.to_vec()),
         Value::Nil => fail("cannot use nil as a list"),
         _ => fail("cannot use this type as a list"),
