@@ -446,6 +446,53 @@ for n, i in enumerate(range(0, len(SWEEP), 7 * 256)):
     chunk = "".join(chr(c) for c in SWEEP[i:i + 7 * 256] if (c + n) % 7 == 0).encode()
     add('{{ .s | upper }}|{{ .s | lower }}|{{ .s | title }}|{{ .s | quote }}|{{ .s | js }}|{{ printf "%+q" .s }}', data={"s": chunk})
 
+# Realistic templates of the kind teams keep in SealedSecrets (second batch, written as users write them).
+APP = {"DB_USER": b"svc_orders", "DB_PASSWORD": b"Zx9!q@#$%^&*()_+{}|:<>?~`", "DB_HOST": b"pg-primary.db.svc.cluster.local",
+       "DB_PORT": b"5432", "DB_NAME": b"orders", "REDIS_PASSWORD": b"r3d1s==", "API_TOKEN": b"ghp_ABCdef123456",
+       "SMTP_PASSWORD": b"smtp pass with spaces", "ca.crt": DATA["cert"], "tls.key": b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+       "config.json": b'{"feature":{"enabled":true,"ratio":0.25},"hosts":["a","b"]}', "users": b"alice:admin,bob:viewer",
+       "htpasswd_user": b"admin", "empty": b"", "S3_KEY": b"AKIAIOSFODNN7EXAMPLE", "S3_SECRET": b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+for t in [
+    'DATABASE_URL=postgres://{{ .DB_USER }}:{{ .DB_PASSWORD | urlquery }}@{{ .DB_HOST }}:{{ .DB_PORT }}/{{ .DB_NAME }}',
+    '{{- /* application.yaml for Spring */ -}}\nspring:\n  datasource:\n    url: jdbc:postgresql://{{ .DB_HOST }}:{{ .DB_PORT }}/{{ .DB_NAME }}\n    username: {{ .DB_USER }}\n    password: {{ .DB_PASSWORD | quote }}\n',
+    'REDIS_URL=redis://:{{ .REDIS_PASSWORD }}@redis-master:6379/0\n',
+    '{{ printf "%s:%s" .DB_USER .DB_PASSWORD | b64enc }}',
+    '[client]\nuser={{ .DB_USER }}\npassword="{{ .DB_PASSWORD | replace "\"" "\\\"" }}"\nhost={{ .DB_HOST }}\n',
+    '{{- $u := index . "DB_USER" -}}{{- $p := index . "DB_PASSWORD" -}}\n{"user": {{ $u | toJson }}, "password": {{ $p | toJson }}}',
+    '{{ dict "username" .DB_USER "password" .DB_PASSWORD "host" .DB_HOST "port" (atoi .DB_PORT) | toPrettyJson }}',
+    '{{ index . "ca.crt" | b64enc }}', '{{ index . "tls.key" | nindent 8 }}', 'key: |\n{{ index . "tls.key" | indent 2 }}',
+    '{{ $cfg := index . "config.json" | fromJson }}{{ $cfg.feature.enabled }} {{ $cfg.feature.ratio }} {{ index $cfg.hosts 1 }}',
+    '{{ $cfg := index . "config.json" | fromJson }}{{ range $cfg.hosts }}host={{ . }}\n{{ end }}',
+    '{{ $cfg := index . "config.json" | fromJson }}{{ $_ := set $cfg "extra" "x" }}{{ toJson $cfg }}',
+    '{{ range $pair := splitList "," .users }}{{ $kv := splitList ":" $pair }}{{ index $kv 0 }} has role {{ index $kv 1 }}\n{{ end }}',
+    '{{ range $i, $u := splitList "," .users }}{{ if $i }},{{ end }}{{ (split ":" $u)._0 | quote }}{{ end }}',
+    '{{ htpasswd .htpasswd_user .DB_PASSWORD | len }}', '{{ if .empty }}set{{ else }}unset{{ end }}',
+    '{{ .empty | default "fallback" }}', '{{ coalesce .empty .missing .API_TOKEN }}', '{{ .API_TOKEN | trunc 4 }}****',
+    '{{ .API_TOKEN | sha256sum }}', '{{ .API_TOKEN | sha1sum | substr 0 7 }}', '{{ .API_TOKEN | adler32sum }}',
+    'Authorization: Bearer {{ .API_TOKEN }}', '{{ printf "%-20s|%5s|" .DB_USER .DB_PORT }}', '{{ printf "%q" .SMTP_PASSWORD }}',
+    '{{ .SMTP_PASSWORD | squote }}', '{{ .SMTP_PASSWORD | nospace }}', '{{ .SMTP_PASSWORD | title }}', '{{ .SMTP_PASSWORD | upper | replace " " "_" }}',
+    '[default]\naws_access_key_id = {{ .S3_KEY }}\naws_secret_access_key = {{ .S3_SECRET }}\n',
+    '{"credentials":{"accessKey":"{{ .S3_KEY }}","secretKey":"{{ .S3_SECRET }}"}}',
+    '{{ toJson (dict "accessKey" .S3_KEY "secretKey" .S3_SECRET) | b64enc }}',
+    '{{- range $k, $v := . }}\n{{- if hasPrefix "DB_" $k }}\n{{ $k | lower | replace "_" "." }}={{ $v }}\n{{- end }}\n{{- end }}',
+    '{{- range $k, $v := . }}{{ if not (contains "." $k) }}export {{ $k }}={{ $v | squote }}\n{{ end }}{{ end }}',
+    '{{ len . }} items', '{{ .DB_PORT | atoi | add 1 }}', '{{ if gt (atoi .DB_PORT) 1024 }}unprivileged{{ end }}',
+    '{{ if eq .DB_HOST "localhost" }}local{{ else if hasSuffix ".local" .DB_HOST }}cluster{{ else }}remote{{ end }}',
+    '{{ with .DB_NAME }}dbname={{ . }}{{ end }}{{ with .missing }}never{{ end }}', '{{ .DB_HOST | splitList "." | first }}',
+    '{{ (splitList "." .DB_HOST) | last }}', '{{ regexReplaceAll "^pg-(\\w+)\\..*$" .DB_HOST "${1}" }}',
+    '{{ regexFind "[0-9]+" .API_TOKEN }}', '{{ .DB_PASSWORD | b64enc | b64dec }}', '{{ .S3_SECRET | b32enc }}',
+    '{{ list .DB_USER .DB_NAME | join "/" }}', '{{ list .DB_USER .DB_NAME | toJson }}', '{{ keys (dict "b" 1) | toJson }}',
+    '{{ template "conn" . }}{{ define "conn" }}{{ .DB_USER }}@{{ .DB_HOST }}{{ end }}',
+    '{{ define "kv" }}{{ .k }}={{ .v }}{{ end }}{{ template "kv" (dict "k" "user" "v" .DB_USER) }}',
+    '{{ $host := .DB_HOST }}{{ range $i := until 3 }}replica-{{ $i }}.{{ $host }}\n{{ end }}',
+    '{{ "literal with {{ braces }}" }}', '{{`{{ not a template }}`}}', 'no actions at all, just text: {}',
+    '{{ .DB_PASSWORD | toString | len }}', '{{ printf "%d" (len .DB_PASSWORD) }}', '{{ .DB_PASSWORD | js }}',
+    '{{ .DB_PASSWORD | html }}', '{{ .DB_PASSWORD | urlquery }}', '{{ now | date "2006" | len }}',
+    '{{ .users | replace "," "\n" }}', '{{ .users | splitList "," | sortAlpha | join ";" }}', '{{ .missing | quote }}',
+    '{{ .missing }}', '{{ index . "missing" | quote }}', '{{ .missing | default "" | quote }}', '{{ empty .missing }}',
+]:
+    add(t, data=APP, name="app-config")
+
 # Limits and robustness.
 for t in ['{{ range until 200000 }}{{ end }}', '{{ repeat 2000000 "x" | len }}', '{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" }}',
           '{{ $d := dict }}{{ $_ := set $d "self" $d }}{{ len $d }}', '(((' * 5 + '{{ ((((((((((1)))))))))) }}']:
