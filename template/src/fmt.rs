@@ -458,10 +458,10 @@ fn parse_num(b: &[u8], mut i: usize) -> (Option<usize>, usize) {
     let start = i;
     let mut n: usize = 0;
     while i < b.len() && b[i].is_ascii_digit() {
-        n = n.saturating_mul(10).saturating_add(usize::from(b[i] - b'0'));
         if n > MAX_WIDTH {
             return (None, b.len()); // Go: a crazy long number is no number, and ends the format.
         }
+        n = n * 10 + usize::from(b[i] - b'0');
         i += 1;
     }
     if i == start { (None, i) } else { (Some(n), i) }
@@ -473,7 +473,8 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
     let end = format.len();
     let mut arg_num = 0usize;
     let mut after_index;
-    let reordered = false;
+    let mut reordered = false;
+    let mut good_arg_num;
     let mut i = 0;
     while i < end {
         let lasti = i;
@@ -501,8 +502,9 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
             i += 1;
         }
         // Argument index, then width.
-        (arg_num, i, after_index) = arg_index(format, i, arg_num)?;
-        let mut good_arg_num = true;
+        good_arg_num = true;
+        (arg_num, i, after_index) =
+            arg_index(format, i, arg_num, args.len(), &mut reordered, &mut good_arg_num);
         if i < end && format[i] == b'*' {
             i += 1;
             match int_from_arg(args, &mut arg_num) {
@@ -524,12 +526,14 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
             }
             i = ni;
         }
-        if i < end && format[i] == b'.' {
+        // Go looks for a precision only when something follows the dot ("%5." prints the verb '.').
+        if i + 1 < end && format[i] == b'.' {
             i += 1;
             if after_index {
                 good_arg_num = false;
             }
-            (arg_num, i, after_index) = arg_index(format, i, arg_num)?;
+            (arg_num, i, after_index) =
+                arg_index(format, i, arg_num, args.len(), &mut reordered, &mut good_arg_num);
             if i < end && format[i] == b'*' {
                 i += 1;
                 match int_from_arg(args, &mut arg_num) {
@@ -545,7 +549,7 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
             }
         }
         if !after_index {
-            (arg_num, i, _) = arg_index(format, i, arg_num)?;
+            (arg_num, i, _) = arg_index(format, i, arg_num, args.len(), &mut reordered, &mut good_arg_num);
         }
         if i >= end {
             p.buf.extend_from_slice(b"%!(NOVERB)");
@@ -617,10 +621,34 @@ fn int_from_arg(args: &[Value], arg_num: &mut usize) -> Option<i64> {
     }
 }
 
-/// Go's `argNumber`: explicit `[n]` indexes are rare in templates and not reproduced; they are refused.
-fn arg_index(format: &[u8], i: usize, arg_num: usize) -> FmtResult<(usize, usize, bool)> {
-    if i < format.len() && format[i] == b'[' {
-        return Err("explicit argument indexes are not reproduced");
+/// Go's `argNumber`: an optional `[n]` at `i` selects argument n (1-based). A malformed or out-of-range index
+/// marks the verb BADINDEX; any index turns off the EXTRA report (`reordered`).
+fn arg_index(
+    format: &[u8],
+    i: usize,
+    arg_num: usize,
+    num_args: usize,
+    reordered: &mut bool,
+    good: &mut bool,
+) -> (usize, usize, bool) {
+    if i >= format.len() || format[i] != b'[' {
+        return (arg_num, i, false);
     }
-    Ok((arg_num, i, false))
+    *reordered = true;
+    let rest = &format[i..];
+    // Go's parseArgNumber: at least "[n]", digits only up to the closing bracket.
+    let (index, wid, ok) = match rest.iter().position(|&c| c == b']') {
+        Some(close) if rest.len() >= 3 => match parse_num(rest, 1) {
+            (Some(n), newi) if newi == close => (n.checked_sub(1), close + 1, true),
+            _ => (None, close + 1, false),
+        },
+        _ => (None, 1, false),
+    };
+    match index {
+        Some(index) if ok && index < num_args => (index, i + wid, true),
+        _ => {
+            *good = false;
+            (arg_num, i + wid, ok)
+        }
+    }
 }

@@ -187,7 +187,12 @@ for t in ['{{ printf "%s" }}', '{{ printf "%s %d" .user }}', '{{ printf "x" .use
           '{{ printf "%05d" -42 }}', '{{ printf "%x" -255 }}', '{{ printf "%#o" 8 }}', '{{ printf "%O" -8 }}',
           '{{ printf "%6.3v" 3.14159 }}', '{{ printf "%v" 100000000.0 }}', '{{ printf "%v" 0.1 }}', '{{ printf "%v" 2.5e-7 }}',
           '{{ printf "%.1e" 9.96 }}', '{{ printf "%.2g" 9.96 }}', '{{ printf "%g" 1e100 }}', '{{ printf "%G" 1e-10 }}',
-          '{{ printf "%v" (float64 "NaN") }}', '{{ printf "%T" (splitList "," "a") }}', '{{ printf "%T" (until 2) }}']:
+          '{{ printf "%v" (float64 "NaN") }}', '{{ printf "%[2]s %[1]s" "a" "b" }}', '{{ printf "%[1]s:%[1]s" .user }}',
+          '{{ printf "%[3]s" "a" }}', '{{ printf "%[0]s" "a" }}', '{{ printf "%[x]s" "a" }}', '{{ printf "%[1]" "a" }}',
+          '{{ printf "%[" "a" }}', '{{ printf "%[1]*d" 5 3 }}', '{{ printf "%[2]*[1]d" 12 5 }}', '{{ printf "%[1]2d" 5 }}',
+          '{{ printf "%[1].2f" 5.0 }}', '{{ printf "%.[2]*[1]f" 3.14159 2 }}', '{{ printf "%[2]d %d" 1 2 3 }}', '{{ printf "%d %d %[1]d %d" 1 2 }}',
+          '{{ printf "%5." 5 }}', '{{ printf "%." 5 }}', '{{ printf "%.f" 2.5 }}', '{{ printf "%1000001d" 1 | len }}',
+          '{{ printf "%10000000d" 1 }}', '{{ printf "%[99999999999999999999]d" 1 }}', '{{ printf "%-[1]5d|" 7 }}', '{{ printf "%T" (splitList "," "a") }}', '{{ printf "%T" (until 2) }}']:
     add(t)
 
 # --- Sprig: strings ---
