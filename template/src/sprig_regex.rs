@@ -12,16 +12,87 @@ use crate::value::{ElemTy, Value};
 /// Go's regexp.Compile succeeded (`Ok`), failed (`Err(None)`), or we cannot tell (`Err(Some(reason))`).
 type Compiled = Result<Regex, Option<&'static str>>;
 
-fn translate(p: &str) -> Result<String, &'static str> {
+/// Where a repetition operator may not follow (Go rejects `a**`, `a{2}{3}`, `a*??`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Other,
+    Repeat,
+    LazyRepeat,
+}
+
+/// Go's `{n}`, `{n,}`, `{n,m}` at `i` (no leading zeros): `Some((min, max, len))`; `None` if `{` is a literal.
+fn parse_repeat(chars: &[char], i: usize) -> Option<(u32, Option<u32>, usize)> {
+    let rest: String = chars[i..].iter().take_while(|&&c| c != '}').collect();
+    if i + rest.chars().count() >= chars.len() {
+        return None;
+    }
+    let body = &rest[1..];
+    let num = |t: &str| -> Option<u32> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) || (t.len() > 1 && t.starts_with('0')) {
+            return None;
+        }
+        t.parse::<u32>().ok().or(Some(u32::MAX))
+    };
+    let (min, max) = match body.split_once(',') {
+        None => (num(body)?, Some(num(body)?)),
+        Some((a, "")) => (num(a)?, None),
+        Some((a, b)) => (num(a)?, Some(num(b)?)),
+    };
+    Some((min, max, rest.chars().count() + 1))
+}
+
+/// Rewrites a Go pattern for the regex crate. `Err(None)`: Go rejects the pattern; `Err(Some(why))`: refused.
+fn translate(p: &str) -> Result<String, Option<&'static str>> {
     let mut out = String::with_capacity(p.len() + 8);
     let chars: Vec<char> = p.chars().collect();
     let mut i = 0;
     let mut in_class = false;
     let mut class_start = 0;
+    let mut last = Last::Other;
     while i < chars.len() {
         let c = chars[i];
+        if !in_class {
+            match c {
+                '*' | '+' | '?' => {
+                    last = match (c, last) {
+                        ('?', Last::Repeat) => Last::LazyRepeat,
+                        (_, Last::Other) => Last::Repeat,
+                        _ => return Err(None), // invalid nested repetition operator
+                    };
+                    out.push(c);
+                    i += 1;
+                    continue;
+                }
+                '{' => match parse_repeat(&chars, i) {
+                    Some((min, max, len)) => {
+                        if last != Last::Other || min > 1000 || max.is_some_and(|m| m > 1000 || m < min) {
+                            return Err(None); // nested repetition or invalid repeat count
+                        }
+                        last = Last::Repeat;
+                        out.extend(&chars[i..i + len]);
+                        i += len;
+                        continue;
+                    }
+                    None => {
+                        // A literal '{' for Go; the regex crate reads some of these forms as repetitions.
+                        let rest: String = chars[i + 1..].iter().take_while(|&&c| c != '}').collect();
+                        if rest.bytes().any(|b| b.is_ascii_digit()) {
+                            return Err(Some("'{' forms Go reads as a literal"));
+                        }
+                        out.push_str("\\{");
+                        last = Last::Other;
+                        i += 1;
+                        continue;
+                    }
+                },
+                _ => last = Last::Other,
+            }
+        }
         if c == '\\' {
-            let Some(&e) = chars.get(i + 1) else { return Err("trailing backslash") };
+            let Some(&e) = chars.get(i + 1) else { return Err(None) };
+            if !in_class && matches!(e, 'b' | 'B') && chars.get(i + 2) == Some(&'{') {
+                return Err(Some("\\b{...} word-boundary forms Go lacks"));
+            }
             let rep: Option<&str> = match (in_class, e) {
                 (false, 'd') => Some("[0-9]"),
                 (false, 'D') => Some("[^0-9]"),
@@ -34,8 +105,10 @@ fn translate(p: &str) -> Result<String, &'static str> {
                 (true, 'd') => Some("0-9"),
                 (true, 'w') => Some("0-9A-Za-z_"),
                 (true, 's') => Some("\\t\\n\\f\\r "),
-                (true, 'D' | 'W' | 'S') => return Err("negated Perl classes inside a class"),
-                (_, 'Q' | 'C' | '<' | '>' | 'e' | 'K') => return Err("escape not shared by Go and Rust"),
+                (true, 'D' | 'W' | 'S') => return Err(Some("negated Perl classes inside a class")),
+                (_, 'Q' | 'C' | '<' | '>' | 'e' | 'K') => {
+                    return Err(Some("escape not shared by Go and Rust"));
+                }
                 _ => None,
             };
             match rep {
@@ -53,13 +126,13 @@ fn translate(p: &str) -> Result<String, &'static str> {
                 '[' if chars.get(i + 1) == Some(&':') => {
                     // A POSIX class [:name:] is the same in both.
                     let rest: String = chars[i..].iter().collect();
-                    let Some(end) = rest.find(":]") else { return Err("unterminated POSIX class") };
+                    let Some(end) = rest.find(":]") else { return Err(Some("unterminated POSIX class")) };
                     out.push_str(&rest[..end + 2]);
                     i += rest[..end + 2].chars().count();
                     continue;
                 }
-                '[' => return Err("nested classes"),
-                '&' | '-' | '~' if chars.get(i + 1) == Some(&c) => return Err("class set operations"),
+                '[' => return Err(Some("nested classes")),
+                '&' | '-' | '~' if chars.get(i + 1) == Some(&c) => return Err(Some("class set operations")),
                 ']' if i > class_start => in_class = false,
                 _ => {}
             }
@@ -87,13 +160,13 @@ fn translate(p: &str) -> Result<String, &'static str> {
                 let rest: String = chars[i + 2..].iter().collect();
                 if rest.starts_with("P<") {
                 } else if rest.starts_with('<') || rest.starts_with("P=") || rest.starts_with("P>") {
-                    return Err("group syntax Go 1.19 lacks");
+                    return Err(Some("group syntax Go 1.19 lacks"));
                 } else {
                     for f in rest.chars() {
                         match f {
                             'i' | 'm' | 's' | 'U' | '-' => {}
                             ')' | ':' => break,
-                            _ => return Err("flags Go lacks"),
+                            _ => return Err(Some("flags Go lacks")),
                         }
                     }
                 }
@@ -108,7 +181,7 @@ fn translate(p: &str) -> Result<String, &'static str> {
 
 fn compile(p: &[u8]) -> Compiled {
     let p = std::str::from_utf8(p).map_err(|_| Some("patterns that are not UTF-8"))?;
-    let t = translate(p).map_err(Some)?;
+    let t = translate(p)?;
     // Go bounds repetition counts at 1000; so does the regex crate's default size limits, but refuse beyond.
     regex::RegexBuilder::new(&t)
         .size_limit(1 << 20)

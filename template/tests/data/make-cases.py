@@ -367,7 +367,15 @@ for t in [
     '{{ regexMatch "(?x) a" "a" }}', '{{ regexMatch "\\\\Qa.b\\\\E" "a.b" }}', '{{ regexMatch "a{1001}" "a" }}',
     '{{ regexReplaceAll "(\\\\w+)@(\\\\w+)" "me@host you@there" "$2:$1" }}', '{{ regexFind "[" "x" }}',
     '{{ regexReplaceAll "^" "abc" ">" }}', '{{ regexReplaceAll "$" "abc" "<" }}', '{{ regexReplaceAll "\\\\b" "ab cd" "|" }}',
-    '{{ regexFindAll "(a)|b" "ab" -1 }}', '{{ regexMatch "." .invalid }}', '{{ regexMatch "[^a]" "é" }}',
+    '{{ regexFindAll "(a)|b" "ab" -1 }}', '{{ regexFind "a{1001}" "aaaa" }}', '{{ regexMatch "a{1001}" "aaaa" }}',
+    '{{ regexFind "a{2,1001}" "aaaa" }}', '{{ regexFind "a{1000}" "aaaa" }}', '{{ regexFind "a**" "aaa" }}', '{{ regexFind "a+*" "aaa" }}',
+    '{{ regexFind "x{2}{3}" "xxxxxx" }}', '{{ regexFind "(?i)k" "\u212a" }}', '{{ regexFind "\\b{start}x" "x" }}',
+    '{{ regexFind "a{,3}" "a{,3}" }}', '{{ regexFind "a{" "a{" }}', '{{ regexFind "a{1" "a{1" }}', '{{ regexFind "\\123" "S" }}',
+    '{{ regexFind "[a-]" "-" }}', '{{ regexFind "[]a]" "]" }}', '{{ regexFind "[^]a]" "b" }}', '{{ regexFind "\\pL+" "héllo1" }}',
+    '{{ regexFind "\\p{Greek}+" "aΩβc" }}', '{{ regexFind "(?s)a.b" "a\nb" }}', '{{ regexFind "(?U)a+" "aaa" }}',
+    '{{ regexFind "(?m)^b$" "a\nb\nc" }}', '{{ regexFind "\\x{41}" "A" }}', '{{ regexFind "\\z" "ab" }}', '{{ regexFind "[[:^alpha:]]+" "ab12" }}',
+    '{{ regexFind "\\Aa" "ab" }}', '{{ regexFind "(?P<x>a)(?P<x>b)" "ab" }}', '{{ regexFind "a{2}{3}" "aaaaaa" }}', '{{ regexFind "(a*)*" "b" }}',
+    '{{ regexFind "(a*)+" "b" }}', '{{ regexFind "(?i)ß" "ẞ" }}', '{{ regexFind "\\Q" "x" }}', '{{ regexFind "[\\d-z]" "-" }}', '{{ regexMatch "." .invalid }}', '{{ regexMatch "[^a]" "é" }}',
 ]:
     add(t)
 
