@@ -16,8 +16,8 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
     Some(match name {
         "hello" | "now" => fixed(&[]),
         "upper" | "lower" | "title" | "trim" | "nospace" | "sha1sum" | "sha256sum" | "adler32sum"
-        | "atoi" | "b64enc" | "b64dec" | "b32enc" | "fromJson" | "mustFromJson" | "base" | "dir"
-        | "clean" | "ext" | "isAbs" | "osBase" | "osClean" | "osDir" | "osExt" | "osIsAbs"
+        | "atoi" | "b64enc" | "b64dec" | "b32enc" | "b32dec" | "fromJson" | "mustFromJson" | "base"
+        | "dir" | "clean" | "ext" | "isAbs" | "osBase" | "osClean" | "osDir" | "osExt" | "osIsAbs"
         | "regexQuoteMeta" | "fail" | "swapcase" | "initials" | "untitle" => fixed(&[Str]),
         "trimAll" | "trimall" | "trimSuffix" | "trimPrefix" | "contains" | "hasPrefix" | "hasSuffix"
         | "splitList" | "split" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" => {
@@ -103,7 +103,6 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" => {
             "mergo's deep-merge rules are not reproduced"
         }
-        "b32dec" => "Go's base32 error texts are not reproduced",
         "snakecase" | "camelcase" | "kebabcase" | "wrap" | "wrapWith" => {
             "this string helper is not reproduced"
         }
@@ -404,6 +403,10 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "b64enc" => st(base64::engine::general_purpose::STANDARD.encode(s(&a[0])).into_bytes()),
         "b64dec" => st(b64dec(s(&a[0]))),
         "b32enc" => st(b32enc(s(&a[0]))),
+        "b32dec" => st(match go_base32_decode(s(&a[0])) {
+            Ok(v) => v,
+            Err(pos) => format!("illegal base32 data at input byte {pos}").into_bytes(),
+        }),
         "list" | "tuple" => Value::list(a),
         "dict" => {
             let mut m = BTreeMap::new();
@@ -1211,6 +1214,65 @@ fn go_base64_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
         if dlen < 4 {
             return Ok(out);
         }
+    }
+    Ok(out)
+}
+
+/// Go's base32 `StdEncoding.DecodeString`: newlines stripped first, padding required, decoding stops after the
+/// first padded quantum; `Err(offset)` is Go's CorruptInputError offset (into the stripped input).
+fn go_base32_decode(src: &[u8]) -> Result<Vec<u8>, usize> {
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let src: Vec<u8> = src.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
+    let olen = src.len();
+    let mut rest: &[u8] = &src;
+    let mut out = Vec::with_capacity(olen / 8 * 5);
+    let mut end = false;
+    while !rest.is_empty() && !end {
+        let mut dbuf = [0u8; 8];
+        let mut dlen = 8;
+        let mut j = 0;
+        while j < 8 {
+            let Some((&c, tail)) = rest.split_first() else { return Err(olen - j) };
+            rest = tail;
+            if c == b'=' && j >= 2 && rest.len() < 8 {
+                if rest.len() + j < 7 {
+                    return Err(olen);
+                }
+                for k in 0..7 - j {
+                    if rest.len() > k && rest[k] != b'=' {
+                        return Err(olen - rest.len() + k - 1);
+                    }
+                }
+                dlen = j;
+                end = true;
+                if matches!(dlen, 1 | 3 | 6) {
+                    return Err(olen - rest.len() - 1);
+                }
+                break;
+            }
+            match A.iter().position(|&x| x == c) {
+                // Invariant: position in a 32-entry table fits a u8.
+                Some(v) => dbuf[j] = u8::try_from(v).unwrap_or(0),
+                None => return Err(olen - rest.len() - 1),
+            }
+            j += 1;
+        }
+        let bytes = [
+            dbuf[0] << 3 | dbuf[1] >> 2,
+            dbuf[1] << 6 | dbuf[2] << 1 | dbuf[3] >> 4,
+            dbuf[3] << 4 | dbuf[4] >> 1,
+            dbuf[4] << 7 | dbuf[5] << 2 | dbuf[6] >> 3,
+            dbuf[6] << 5 | dbuf[7],
+        ];
+        let n = match dlen {
+            8 => 5,
+            7 => 4,
+            5 => 3,
+            4 => 2,
+            2 => 1,
+            _ => 0,
+        };
+        out.extend_from_slice(&bytes[..n]);
     }
     Ok(out)
 }
