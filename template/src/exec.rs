@@ -148,6 +148,7 @@ impl<'a> State<'a> {
         }
         for (index, elem) in items {
             self.step()?;
+            // The range pipeline pushed its one or two variables last (Go's setTopVar(1) and setTopVar(2)).
             let n = c.pipe.decl.len();
             if n > 0 {
                 self.vars[mark - 1].1 = elem.clone();

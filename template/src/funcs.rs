@@ -332,6 +332,8 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
     })
 }
 
+/// Calls an implemented function. Invariant: the executor has checked `args` against [`signature`] (count and
+/// Go types, as evalCall does), so the fixed positions index safely and typed positions hold their type.
 pub(crate) fn call(st: &mut State<'_>, name: &str, args: Vec<Value>) -> CallResult {
     let out = match name {
         // Invariant: the executor short-circuits and/or itself and never calls them here.

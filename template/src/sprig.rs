@@ -118,10 +118,12 @@ fn unsupported<T>(why: &'static str) -> Result<T, CallError> {
     Err(CallError::Unsupported(why))
 }
 
+/// The bytes of a `string` parameter (empty for anything else, which the signature check excludes).
 fn s(v: &Value) -> &[u8] {
     v.as_bytes().unwrap_or_default()
 }
 
+/// The value of an `int` parameter (0 for anything else, which the signature check excludes).
 fn int(v: &Value) -> i64 {
     match v {
         Value::Int(i, _) => *i,
@@ -153,6 +155,8 @@ fn sized(st_: &State<'_>, len: u128) -> Result<usize, CallError> {
     Ok(len as usize)
 }
 
+/// Calls a Sprig function. Invariant (as in [`crate::funcs::call`]): `a` matches [`signature`] in count and type,
+/// so `a[i]` exists for every fixed parameter and [`s`]/[`int`] see strings and ints where the signature says so.
 pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult {
     let out = match name {
         "hello" => st(&b"Hello!"[..]),
