@@ -130,6 +130,20 @@ pub(crate) fn is_title(c: char) -> bool {
     !c.is_ascii() && in_ranges(tables::TITLE, c)
 }
 
+/// `unicode.IsPunct`.
+pub(crate) fn is_punct(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_punctuation() && !"$+<=>^`|~".contains(c)
+    } else {
+        in_ranges(tables::PUNCT, c)
+    }
+}
+
+/// `unicode.IsNumber`.
+pub(crate) fn is_number(c: char) -> bool {
+    if c.is_ascii() { c.is_ascii_digit() } else { in_ranges(tables::NUMBER, c) }
+}
+
 /// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and U+0020, per Go's tables.
 pub(crate) fn is_print(c: char) -> bool {
     if c.is_ascii() {

@@ -38,6 +38,7 @@ mod sprig_regex;
 #[rustfmt::skip]
 mod unicode_tables;
 mod value;
+mod xstrings;
 
 use std::collections::BTreeMap;
 

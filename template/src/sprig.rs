@@ -18,7 +18,8 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "upper" | "lower" | "title" | "trim" | "nospace" | "sha1sum" | "sha256sum" | "adler32sum"
         | "atoi" | "b64enc" | "b64dec" | "b32enc" | "b32dec" | "fromJson" | "mustFromJson" | "base"
         | "dir" | "clean" | "ext" | "isAbs" | "osBase" | "osClean" | "osDir" | "osExt" | "osIsAbs"
-        | "regexQuoteMeta" | "fail" | "swapcase" | "initials" | "untitle" => fixed(&[Str]),
+        | "regexQuoteMeta" | "fail" | "swapcase" | "initials" | "untitle" | "camelcase" | "snakecase"
+        | "kebabcase" => fixed(&[Str]),
         "trimAll" | "trimall" | "trimSuffix" | "trimPrefix" | "contains" | "hasPrefix" | "hasSuffix"
         | "splitList" | "split" | "regexMatch" | "mustRegexMatch" | "regexFind" | "mustRegexFind" => {
             fixed(&[Str, Str])
@@ -103,9 +104,7 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" => {
             "mergo's deep-merge rules are not reproduced"
         }
-        "snakecase" | "camelcase" | "kebabcase" | "wrap" | "wrapWith" => {
-            "this string helper is not reproduced"
-        }
+        "wrap" | "wrapWith" => "goutils' word wrapping is not reproduced",
         _ => "not implemented in arcseal",
     }
 }
@@ -164,6 +163,9 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "lower" => st(lower(s(&a[0]))),
         "title" => st(title(s(&a[0]))),
         "swapcase" => st(swapcase(s(&a[0]))),
+        "camelcase" => st(crate::xstrings::camel(s(&a[0]))),
+        "snakecase" => st(crate::xstrings::lower_case(s(&a[0]), '_')),
+        "kebabcase" => st(crate::xstrings::lower_case(s(&a[0]), '-')),
         "initials" => st(initials(s(&a[0]))),
         "untitle" => st(untitle(s(&a[0]))),
         "abbrev" => {

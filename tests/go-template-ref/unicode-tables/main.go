@@ -81,6 +81,8 @@ func main() {
 	writeRanges(w, "UPPER", "unicode.IsUpper.", ranges(unicode.IsUpper))
 	writeRanges(w, "LOWER", "unicode.IsLower.", ranges(unicode.IsLower))
 	writeRanges(w, "TITLE", "unicode.IsTitle.", ranges(unicode.IsTitle))
+	writeRanges(w, "PUNCT", "unicode.IsPunct.", ranges(unicode.IsPunct))
+	writeRanges(w, "NUMBER", "unicode.IsNumber.", ranges(unicode.IsNumber))
 	writePairs(w, "TO_UPPER", "unicode.ToUpper where it changes the rune.", pairs(unicode.ToUpper))
 	writePairs(w, "TO_LOWER", "unicode.ToLower where it changes the rune.", pairs(unicode.ToLower))
 	writePairs(w, "TO_TITLE", "unicode.ToTitle where it changes the rune.", pairs(unicode.ToTitle))
