@@ -81,7 +81,8 @@ fn next_valid_rune(mut s: &[u8], prev: char) -> (char, usize) {
     while !s.is_empty() {
         let (r, sz) = decode(s);
         size += sz;
-        if !(r == RUNE_ERROR && sz == 1) && r != RUNE_ERROR {
+        // Go compares the rune only: a literal U+FFFD is skipped like an invalid byte.
+        if r != RUNE_ERROR {
             return (r, size);
         }
         s = &s[sz..];
