@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod date;
+mod decimal;
 mod exec;
 mod fmt;
 mod funcs;

@@ -44,6 +44,9 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         | "compact" | "mustCompact" | "deepCopy" | "mustDeepCopy" | "htmlDate" => fixed(&[Any]),
         "sub" | "div" | "mod" | "deepEqual" | "append" | "push" | "mustAppend" | "mustPush" | "prepend"
         | "mustPrepend" | "has" | "mustHas" => fixed(&[Any, Any]),
+        "addf" => variadic(&[], Any),
+        "add1f" => fixed(&[Any]),
+        "subf" | "mulf" | "maxf" | "minf" => variadic(&[Any], Any),
         "mul" | "max" | "biggest" | "min" | "default" | "without" | "mustWithout" | "slice" | "mustSlice" => {
             variadic(&[Any], Any)
         }
@@ -98,9 +101,8 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         | "must_date_modify" | "toDate" | "mustToDate" => "time arithmetic and parsing are not reproduced",
         "semver" | "semverCompare" => "Masterminds/semver constraint semantics are not reproduced",
         "urlParse" | "urlJoin" => "Go's net/url parsing is not reproduced",
-        "addf" | "add1f" | "subf" | "mulf" | "divf" | "maxf" | "minf" | "seq" | "toDecimal" => {
-            "decimal arithmetic (shopspring/decimal) is not reproduced"
-        }
+        "divf" => "shopspring/decimal's 16-digit division is not reproduced",
+        "seq" | "toDecimal" => "not implemented in arcseal",
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" => {
             "mergo's deep-merge rules are not reproduced"
         }
@@ -327,7 +329,31 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         }
         "floor" => Value::Float(to_float64(&a[0])?.floor()),
         "ceil" => Value::Float(to_float64(&a[0])?.ceil()),
-        "round" => return unsupported("round's decimal rounding is not reproduced"),
+        "round" => {
+            let on = match a.get(2) {
+                Some(Value::Float(f)) => *f,
+                _ => 0.5,
+            };
+            Value::Float(crate::decimal::round(to_float64(&a[0])?, int(&a[1]), on)?)
+        }
+        "maxf" | "minf" => {
+            let mut m = to_float64(&a[0])?;
+            for v in &a[1..] {
+                let x = to_float64(v)?;
+                m = if name == "maxf" { crate::decimal::go_max(m, x) } else { crate::decimal::go_min(m, x) };
+            }
+            Value::Float(m)
+        }
+        "addf" | "add1f" | "subf" | "mulf" => {
+            let floats = a.iter().map(to_float64).collect::<Result<Vec<_>, _>>()?;
+            let r = match name {
+                "addf" => crate::decimal::op(0.0, &floats, "add")?,
+                "add1f" => crate::decimal::op(floats[0], &[1.0], "add")?,
+                "subf" => crate::decimal::op(floats[0], &floats[1..], "sub")?,
+                _ => crate::decimal::op(floats[0], &floats[1..], "mul")?,
+            };
+            Value::Float(r)
+        }
         "until" => until_step(st_, 0, int(&a[0]), if int(&a[0]) < 0 { -1 } else { 1 })?,
         "untilStep" => until_step(st_, int(&a[0]), int(&a[1]), int(&a[2]))?,
         "split" | "splitn" => {

@@ -290,7 +290,12 @@ for t in [
     '{{ untilStep 0 10 0 }}', '{{ untilStep 0 10 -1 }}', '{{ add 9223372036854775807 1 }}', '{{ add "x" 1 }}',
     '{{ add true 1 }}', '{{ add nil 1 }}', '{{ typeOf (add 1 2) }}', '{{ trunc (add 1 1) .user }}',
     '{{ repeat (len .user) "x" }}', '{{ add 1.5 1.5 }}', '{{ add "0x10" "010" }}', '{{ add "1e3" }}', '{{ add " 1" }}',
-    '{{ max "3" 2 }}', '{{ until (atoi .num) | len }}', '{{ range until 3 }}{{ . }}{{ end }}', '{{ add1 "9.00" }}',
+    '{{ max "3" 2 }}', '{{ addf 0.1 0.2 }}', '{{ addf 1.1 2.2 3.3 }}', '{{ addf }}', '{{ addf "1.5" 2 }}', '{{ add1f 0.1 }}', '{{ add1f "x" }}',
+    '{{ subf 1.0 0.9 }}', '{{ subf 10 }}', '{{ subf 0.3 0.1 0.1 }}', '{{ mulf 1.1 1.1 }}', '{{ mulf 3 0.1 }}', '{{ mulf 1e300 1e300 }}',
+    '{{ mulf 123456789.123 987654321.987 }}', '{{ addf 1e-300 1 }}', '{{ addf 1e20 1 }}', '{{ mulf 0.000001 0.000001 }}', '{{ divf 1 3 }}',
+    '{{ maxf 1.5 2 -3 }}', '{{ minf 1.5 2 -3 }}', '{{ maxf "2.5" 1 }}', '{{ minf 0.0 -0.0 }}', '{{ maxf -0.0 0.0 }}', '{{ maxf 1 }}',
+    '{{ round 3.14159 2 }}', '{{ round 2.5 0 }}', '{{ round -2.5 0 }}', '{{ round 1.005 2 }}', '{{ round 1.2345 3 0.3 }}', '{{ round 1.5 -1 }}',
+    '{{ round "7.777" 1 }}', '{{ round 123.456 30 }}', '{{ round 0.125 2 }}', '{{ round 1e10 5 }}', '{{ typeOf (addf 1 2) }}', '{{ addf 0.1 0.2 | printf "%.20f" }}', '{{ until (atoi .num) | len }}', '{{ range until 3 }}{{ . }}{{ end }}', '{{ add1 "9.00" }}',
 ]:
     add(t)
 
