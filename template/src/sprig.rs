@@ -45,6 +45,8 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "sub" | "div" | "mod" | "deepEqual" | "append" | "push" | "mustAppend" | "mustPush" | "prepend"
         | "mustPrepend" | "has" | "mustHas" => fixed(&[Any, Any]),
         "addf" => variadic(&[], Any),
+        "seq" => variadic(&[], Int),
+        "toDecimal" => fixed(&[Any]),
         "add1f" => fixed(&[Any]),
         "subf" | "mulf" | "maxf" | "minf" => variadic(&[Any], Any),
         "mul" | "max" | "biggest" | "min" | "default" | "without" | "mustWithout" | "slice" | "mustSlice" => {
@@ -102,7 +104,6 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         "semver" | "semverCompare" => "Masterminds/semver constraint semantics are not reproduced",
         "urlParse" | "urlJoin" => "Go's net/url parsing is not reproduced",
         "divf" => "shopspring/decimal's 16-digit division is not reproduced",
-        "seq" | "toDecimal" => "not implemented in arcseal",
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" => {
             "mergo's deep-merge rules are not reproduced"
         }
@@ -353,6 +354,35 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
                 _ => crate::decimal::op(floats[0], &floats[1..], "mul")?,
             };
             Value::Float(r)
+        }
+        "seq" => {
+            let p: Vec<i64> = a.iter().map(int).collect();
+            let (start, end, step) = match p[..] {
+                [end] => (1, end, if end < 1 { -1 } else { 1 }),
+                [start, end] => (start, end, if end < start { -1 } else { 1 }),
+                [start, step, end] => {
+                    if end < start && step > 0 {
+                        return Ok(st(&b""[..]));
+                    }
+                    (start, end, step)
+                }
+                _ => return Ok(st(&b""[..])),
+            };
+            // Sprig stops one increment past `end` (the increment is the direction, not the step).
+            let inc = if end < start { -1 } else { 1 };
+            let Value::List(items, _) = until_step(st_, start, end.wrapping_add(inc), step)? else {
+                return fail("seq");
+            };
+            let parts: Vec<String> = items.iter().map(|v| int(v).to_string()).collect();
+            st(parts.join(" ").into_bytes())
+        }
+        "toDecimal" => {
+            // strconv.ParseInt(fmt.Sprint(v), 8, 64), 0 on error: sign allowed, no prefix, no underscores.
+            let text = strval(&a[0])?;
+            let t = std::str::from_utf8(&text).unwrap_or("");
+            let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+            let ok = !body.is_empty() && body.bytes().all(|c| (b'0'..=b'7').contains(&c));
+            Value::int64(if ok { i64::from_str_radix(t, 8).unwrap_or(0) } else { 0 })
         }
         "until" => until_step(st_, 0, int(&a[0]), if int(&a[0]) < 0 { -1 } else { 1 })?,
         "untilStep" => until_step(st_, int(&a[0]), int(&a[1]), int(&a[2]))?,

@@ -275,7 +275,7 @@ for t in [
     '{{ derivePassword 1 "long" "pw" "user" "example.com" }}', '{{ genPrivateKey "rsa" }}', '{{ genCA "ca" 365 }}',
     '{{ encryptAES "k" "t" }}', '{{ decryptAES "k" "t" }}', '{{ semver "1.2.3" }}', '{{ semverCompare ">1.0" "1.2.3" }}',
     '{{ urlParse "http://x" }}', '{{ urlJoin (dict) }}', '{{ fail "boom" }}', '{{ fail .password }}', '{{ fail }}',
-    '{{ seq 3 }}', '{{ toDecimal "0777" }}', '{{ addf 1.1 2.2 }}', '{{ mulf 1.5 2 }}', '{{ round 3.14159 2 }}',
+ '{{ addf 1.1 2.2 }}', '{{ mulf 1.5 2 }}', '{{ round 3.14159 2 }}',
     '{{ duration 90 }}', '{{ ago now }}', '{{ toDate "2006-01-02" "2020-01-02" }}',
 ]:
     add(t)
@@ -290,7 +290,11 @@ for t in [
     '{{ untilStep 0 10 0 }}', '{{ untilStep 0 10 -1 }}', '{{ add 9223372036854775807 1 }}', '{{ add "x" 1 }}',
     '{{ add true 1 }}', '{{ add nil 1 }}', '{{ typeOf (add 1 2) }}', '{{ trunc (add 1 1) .user }}',
     '{{ repeat (len .user) "x" }}', '{{ add 1.5 1.5 }}', '{{ add "0x10" "010" }}', '{{ add "1e3" }}', '{{ add " 1" }}',
-    '{{ max "3" 2 }}', '{{ addf 0.1 0.2 }}', '{{ addf 1.1 2.2 3.3 }}', '{{ addf }}', '{{ addf "1.5" 2 }}', '{{ add1f 0.1 }}', '{{ add1f "x" }}',
+    '{{ max "3" 2 }}', '{{ seq 5 }}', '{{ seq -3 }}', '{{ seq 0 }}', '{{ seq 1 }}', '{{ seq 2 5 }}', '{{ seq 5 2 }}', '{{ seq 0 2 10 }}',
+    '{{ seq 10 -3 1 }}', '{{ seq 10 3 1 }}', '{{ seq 1 0 5 }}', '{{ seq }}', '{{ seq 1 2 3 4 }}', '{{ seq "3" }}', '{{ seq 1 -1 1 }}',
+    '{{ toDecimal "0777" }}', '{{ toDecimal "777" }}', '{{ toDecimal 777 }}', '{{ toDecimal "-17" }}', '{{ toDecimal "8" }}',
+    '{{ toDecimal "0o17" }}', '{{ toDecimal "" }}', '{{ toDecimal "+7" }}', '{{ toDecimal "7_7" }}', '{{ toDecimal 1.5 }}',
+    '{{ toDecimal "1777777777777777777777" }}', '{{ toDecimal "777777777777777777777" }}', '{{ typeOf (toDecimal "7") }}', '{{ addf 0.1 0.2 }}', '{{ addf 1.1 2.2 3.3 }}', '{{ addf }}', '{{ addf "1.5" 2 }}', '{{ add1f 0.1 }}', '{{ add1f "x" }}',
     '{{ subf 1.0 0.9 }}', '{{ subf 10 }}', '{{ subf 0.3 0.1 0.1 }}', '{{ mulf 1.1 1.1 }}', '{{ mulf 3 0.1 }}', '{{ mulf 1e300 1e300 }}',
     '{{ mulf 123456789.123 987654321.987 }}', '{{ addf 1e-300 1 }}', '{{ addf 1e20 1 }}', '{{ mulf 0.000001 0.000001 }}', '{{ divf 1 3 }}',
     '{{ maxf 1.5 2 -3 }}', '{{ minf 1.5 2 -3 }}', '{{ maxf "2.5" 1 }}', '{{ minf 0.0 -0.0 }}', '{{ maxf -0.0 0.0 }}', '{{ maxf 1 }}',
