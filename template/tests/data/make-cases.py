@@ -542,6 +542,13 @@ for t in ['{{ range until 200000 }}{{ end }}', '{{ repeat 2000000 "x" | len }}',
           '{{ $d := dict }}{{ $_ := set $d "self" $d }}{{ len $d }}', '(((' * 5 + '{{ ((((((((((1)))))))))) }}']:
     add(t)
 
+# Whatever calls a random or clock-reading function is compared by shape, wherever it sits in the corpus.
+NONDET = ("genPrivateKey", "genCA", "genSelfSignedCert", "genSignedCert", "encryptAES", "uuidv4", "rand", "shuffle",
+          "bcrypt", "htpasswd", "now")
+for c in cases:
+    if any(f in c["template"] for f in NONDET):
+        c.setdefault("check", "shape")
+
 with open("cases.jsonl", "w") as f:
     for c in cases:
         f.write(json.dumps(c, ensure_ascii=False) + "\n")
