@@ -26,6 +26,8 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         }
         "trunc" | "repeat" | "indent" | "nindent" | "abbrev" => fixed(&[Int, Str]),
         "abbrevboth" => fixed(&[Int, Int, Str]),
+        "wrap" => fixed(&[Int, Str]),
+        "wrapWith" => fixed(&[Int, Str, Str]),
         "substr" => fixed(&[Int, Int, Str]),
         "replace"
         | "regexReplaceAll"
@@ -107,7 +109,6 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" => {
             "mergo's deep-merge rules are not reproduced"
         }
-        "wrap" | "wrapWith" => "goutils' word wrapping is not reproduced",
         _ => "not implemented in arcseal",
     }
 }
@@ -166,6 +167,8 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "lower" => st(lower(s(&a[0]))),
         "title" => st(title(s(&a[0]))),
         "swapcase" => st(swapcase(s(&a[0]))),
+        "wrap" => st(wrap(s(&a[1]), int(&a[0]), b"\n", false)),
+        "wrapWith" => st(wrap(s(&a[2]), int(&a[0]), s(&a[1]), true)),
         "camelcase" => st(crate::xstrings::camel(s(&a[0]))),
         "snakecase" => st(crate::xstrings::lower_case(s(&a[0]), '_')),
         "kebabcase" => st(crate::xstrings::lower_case(s(&a[0]), '-')),
@@ -743,6 +746,50 @@ fn swapcase(x: &[u8]) -> Vec<u8> {
             c
         }
     })
+}
+
+/// goutils' WrapCustom: break at the last space within `width` bytes; long words split only if asked.
+fn wrap(x: &[u8], width: i64, newline: &[u8], long_words: bool) -> Vec<u8> {
+    if x.is_empty() {
+        return Vec::new();
+    }
+    let newline: &[u8] = if newline.is_empty() { b"\n" } else { newline };
+    let w = usize::try_from(width.max(1)).unwrap_or(usize::MAX);
+    let n = x.len();
+    let mut out = Vec::with_capacity(n + n / w.max(1) * newline.len());
+    let mut offset = 0;
+    while n - offset > w {
+        if x[offset] == b' ' {
+            offset += 1;
+            continue;
+        }
+        // In bounds: n - offset > w, so offset + w + 1 <= n.
+        let end = offset + w + 1;
+        if let Some(sp) = x[offset..end].iter().rposition(|&c| c == b' ') {
+            out.extend_from_slice(&x[offset..offset + sp]);
+            out.extend_from_slice(newline);
+            offset += sp + 1;
+        } else if long_words {
+            out.extend_from_slice(&x[offset..offset + w]);
+            out.extend_from_slice(newline);
+            offset += w;
+        } else {
+            let end = offset + w;
+            match x[end..].iter().position(|&c| c == b' ') {
+                None => {
+                    out.extend_from_slice(&x[offset..]);
+                    offset = n;
+                }
+                Some(i) => {
+                    out.extend_from_slice(&x[offset..end + i]);
+                    out.extend_from_slice(newline);
+                    offset = end + i + 1;
+                }
+            }
+        }
+    }
+    out.extend_from_slice(&x[offset..]);
+    out
 }
 
 /// goutils' Initials: byte by byte (each byte a Latin-1 rune), the first of each space-separated word.
