@@ -14,6 +14,48 @@ pub(crate) fn now() -> Result<Value, CallError> {
     Ok(Value::Time(secs, d.subsec_nanos()))
 }
 
+/// Go's `time.Duration.String` of `d` nanoseconds ("1h2m3.5s", "1.5ms", "0s").
+pub(crate) fn go_duration(d: i64) -> String {
+    /// fmtFrac: the fraction of `v / 10^prec` without trailing zeros (and without the dot if all are zero).
+    fn frac(v: u64, prec: u32) -> (String, u64) {
+        let p = 10u64.pow(prec);
+        let digits = format!("{:0width$}", v % p, width = prec as usize);
+        let digits = digits.trim_end_matches('0');
+        (if digits.is_empty() { String::new() } else { format!(".{digits}") }, v / p)
+    }
+    let u = d.unsigned_abs();
+    let mut s = String::new();
+    if d < 0 {
+        s.push('-');
+    }
+    if u < 1_000_000_000 {
+        if u == 0 {
+            return "0s".into();
+        }
+        let (unit, prec) = if u < 1_000 {
+            ("ns", 0)
+        } else if u < 1_000_000 {
+            ("\u{b5}s", 3)
+        } else {
+            ("ms", 6)
+        };
+        let (f, int) = frac(u, prec);
+        s.push_str(&format!("{int}{f}{unit}"));
+        return s;
+    }
+    let (f, secs) = frac(u, 9);
+    let mins = secs / 60;
+    if mins > 0 {
+        let hours = mins / 60;
+        if hours > 0 {
+            s.push_str(&format!("{hours}h"));
+        }
+        s.push_str(&format!("{}m", mins % 60));
+    }
+    s.push_str(&format!("{}{f}s", secs % 60));
+    s
+}
+
 /// Sprig's `dateInZone(layout, date, zone)`.
 pub(crate) fn date(layout: &[u8], date: &Value, zone: &[u8]) -> Result<Vec<u8>, CallError> {
     let (secs, nanos) = match date {

@@ -76,7 +76,7 @@ pub(crate) fn signature(name: &str) -> Option<Sig> {
         "htpasswd" => fixed(&[Str, Str]),
         "dateInZone" | "date_in_zone" => fixed(&[Str, Any, Str]),
         "htmlDateInZone" => fixed(&[Any, Str]),
-        "unixEpoch" => fixed(&[Any]),
+        "unixEpoch" | "duration" => fixed(&[Any]),
         _ => return None,
     })
 }
@@ -101,8 +101,8 @@ pub(crate) fn refusal(name: &str) -> &'static str {
         | "shuffle" | "bcrypt" | "htpasswd" => {
             "random output changes the Secret at every unseal; generate the value once and seal it"
         }
-        "ago" | "duration" | "durationRound" | "dateModify" | "date_modify" | "mustDateModify"
-        | "must_date_modify" | "toDate" | "mustToDate" => "time arithmetic and parsing are not reproduced",
+        "ago" | "durationRound" | "dateModify" | "date_modify" | "mustDateModify" | "must_date_modify"
+        | "toDate" | "mustToDate" => "time arithmetic and parsing are not reproduced",
         "semver" | "semverCompare" => "Masterminds/semver constraint semantics are not reproduced",
         "urlParse" | "urlJoin" => "Go's net/url parsing is not reproduced",
         "divf" => "shopspring/decimal's 16-digit division is not reproduced",
@@ -654,6 +654,24 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "dateInZone" | "date_in_zone" => st(crate::date::date(s(&a[0]), &a[1], s(&a[2]))?),
         "htmlDate" => st(crate::date::date(b"2006-01-02", &a[0], b"Local")?),
         "htmlDateInZone" => st(crate::date::date(b"2006-01-02", &a[0], s(&a[1]))?),
+        "duration" => {
+            // Sprig reads an int64 or a decimal string (strconv.ParseInt keeps the clamped value on overflow);
+            // anything else, plain int included, is 0. Go's Duration multiplication wraps.
+            let n = match &a[0] {
+                Value::Int(n, crate::value::IntTy::Int64) => *n,
+                Value::Str(x) => {
+                    let t = std::str::from_utf8(x).unwrap_or("");
+                    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+                    if body.is_empty() || !body.bytes().all(|c| c.is_ascii_digit()) {
+                        0
+                    } else {
+                        t.parse::<i64>().unwrap_or(if t.starts_with('-') { i64::MIN } else { i64::MAX })
+                    }
+                }
+                _ => 0,
+            };
+            st(crate::date::go_duration(n.wrapping_mul(1_000_000_000)).into_bytes())
+        }
         "unixEpoch" => match &a[0] {
             Value::Time(secs, _) => st(secs.to_string().into_bytes()),
             _ => return fail("wrong type for value; expected time.Time"),

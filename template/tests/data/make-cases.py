@@ -279,7 +279,10 @@ for t in [
     '{{ encryptAES "k" "t" }}', '{{ decryptAES "k" "t" }}', '{{ semver "1.2.3" }}', '{{ semverCompare ">1.0" "1.2.3" }}',
     '{{ urlParse "http://x" }}', '{{ urlJoin (dict) }}', '{{ fail "boom" }}', '{{ fail .password }}', '{{ fail }}',
  '{{ addf 1.1 2.2 }}', '{{ mulf 1.5 2 }}', '{{ round 3.14159 2 }}',
-    '{{ duration 90 }}', '{{ ago now }}', '{{ toDate "2006-01-02" "2020-01-02" }}',
+    '{{ duration 90 }}', '{{ duration "90" }}', '{{ duration (int64 90) }}', '{{ duration "3661" }}', '{{ duration "-45" }}', '{{ duration "0" }}',
+    '{{ duration "x" }}', '{{ duration "1.5" }}', '{{ duration "+7" }}', '{{ duration "9223372036" }}', '{{ duration "9223372037" }}',
+    '{{ duration "99999999999999999999" }}', '{{ duration "-99999999999999999999" }}', '{{ duration (int64 -1) }}', '{{ duration (int64 86400) }}',
+    '{{ duration 1.5 }}', '{{ duration nil }}', '{{ duration "1_0" }}', '{{ duration (add 18446744074 0) }}', '{{ duration (add 9223372037000 0) }}', '{{ ago now }}', '{{ toDate "2006-01-02" "2020-01-02" }}',
 ]:
     add(t)
 
