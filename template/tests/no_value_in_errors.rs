@@ -1,0 +1,175 @@
+//! The security rule of the crate: an error's Display never quotes decrypted data. For random item values and a
+//! corpus of templates that fail at parse or execution time, no 4-byte window of any value (raw, upper- or
+//! lower-cased, base64, hex) appears in the message unless the template source itself contains it, or the same
+//! error rendered over unrelated data contains it too (then it is fixed wording, not data).
+
+use std::collections::BTreeMap;
+
+use arcseal_template::{Limits, render};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use proptest::prelude::*;
+
+/// Templates that fail with the items `a` and `b` in every shape of value (function errors, type errors, fmt,
+/// JSON, regex, index, comparison, fail, missing templates, limits, refusals).
+const FAILING: &[&str] = &[
+    "{{ fail .a }}",
+    "{{ .a | fail }}",
+    "{{ index .a 99 }}",
+    "{{ index . .a }}{{ index (dict) .a .a }}",
+    "{{ .a.b }}",
+    "{{ .a 1 }}",
+    "{{ .a | .b }}",
+    "{{ range .a }}{{ end }}",
+    "{{ lt .a 1 }}",
+    "{{ eq .a 1 }}",
+    "{{ eq (list .a) (list .b) }}",
+    "{{ template .a }}",
+    "{{ b64enc 5 }}{{ .a }}",
+    "{{ add .a (div 1 0) }}",
+    "{{ div .a 0 }}",
+    "{{ mod (len .a) 0 }}",
+    "{{ repeat -1 .a }}",
+    "{{ substr 99 100 .a }}",
+    "{{ regexFind .a .b }}",
+    "{{ regexFindAll \"(\" .a 1 }}",
+    "{{ mustRegexMatch .a .b }}",
+    "{{ mustFromJson .a }}",
+    "{{ fromJson .a }}",
+    "{{ first .a }}",
+    "{{ append .a .b }}",
+    "{{ keys . }}",
+    "{{ get . .a }}",
+    "{{ hasKey . .a }}",
+    "{{ set . .a .b }}",
+    "{{ dig .a .b (dict) }}",
+    "{{ trunc .a .b }}",
+    "{{ indent .a .b }}",
+    "{{ printf .a }}{{ printf \"%p\" .a }}",
+    "{{ printf \"%[1]s\" .a }}",
+    "{{ uuidv4 | printf \"%s%s\" .a }}",
+    "{{ date .a .b }}",
+    "{{ dateInZone \"2006\" 0 .a }}",
+    "{{ toJson (float64 .a) | mustToJson }}",
+    "{{ mustToJson (float64 \"NaN\") }}{{ .a }}",
+    "{{ chunk 0 (list .a) }}",
+    "{{ slice (list .a) 5 }}",
+    "{{ call .a }}",
+    "{{ not .a .b }}",
+    "{{ and .a (index .b 999) }}",
+    "{{ .a | int | trunc 2 | printf \"%d\" }}",
+    "{{ repeat 100000000 .a }}",
+    "{{ range until 1000000 }}{{ $.a }}{{ end }}",
+    "{{ define \"r\" }}{{ .a }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",
+    "{{ $x := .a }}{{ $x.y.z }}",
+    "{{ (dict .a .b).x.y }}",
+    "{{ semver .a }}",
+    "{{ genPrivateKey .a }}",
+];
+
+fn windows(v: &[u8]) -> Vec<Vec<u8>> {
+    let forms = [
+        v.to_vec(),
+        v.to_ascii_uppercase(),
+        v.to_ascii_lowercase(),
+        STANDARD.encode(v).into_bytes(),
+        v.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes(),
+        v.iter().map(|b| format!("{b:02X}")).collect::<String>().into_bytes(),
+    ];
+    forms.iter().flat_map(|f| f.windows(4).map(<[u8]>::to_vec).collect::<Vec<_>>()).collect()
+}
+
+fn contains(h: &[u8], n: &[u8]) -> bool {
+    h.windows(n.len()).any(|w| w == n)
+}
+
+/// 64 cases by default (the suite stays fast); PROPTEST_CASES raises it for a longer soak.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #[test]
+    fn error_messages_never_quote_values(
+        a in proptest::collection::vec(any::<u8>(), 4..40),
+        b in proptest::collection::vec(any::<u8>(), 4..40),
+        a2 in "[a-zA-Z0-9 :%._-]{4,40}",
+        b2 in "[0-9a-f=+/]{4,40}",
+    ) {
+        let limits = Limits { max_output: 1 << 16, max_steps: 100_000, max_depth: 20, max_range: 10_000 };
+        for (va, vb) in [(a.clone(), b.clone()), (a2.into_bytes(), b2.into_bytes())] {
+            let data = BTreeMap::from([("a".to_string(), va.clone()), ("b".to_string(), vb.clone())]);
+            let other = BTreeMap::from([("a".to_string(), b"\x01\x02\x03".to_vec()), ("b".to_string(), b"\x04".to_vec())]);
+            for t in FAILING {
+                let Err(e) = render("key", t, &data, &limits) else { continue };
+                let msg = e.to_string().into_bytes();
+                let baseline = render("key", t, &other, &limits).err().map(|e| e.to_string()).unwrap_or_default();
+                for w in windows(&va).iter().chain(windows(&vb).iter()) {
+                    if contains(&msg, w) && !contains(t.as_bytes(), w) && !contains(baseline.as_bytes(), w) {
+                        prop_assert!(false, "{t}: error {:?} quotes data window {:?}", e.to_string(), String::from_utf8_lossy(w));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_templates_never_panic(src in "\\PC{0,80}", bytes in proptest::collection::vec(any::<u8>(), 0..60)) {
+        let limits = Limits { max_output: 1 << 14, max_steps: 10_000, max_depth: 20, max_range: 1_000 };
+        let data = BTreeMap::from([("a".to_string(), bytes.clone()), ("b".to_string(), b"x".to_vec())]);
+        let _ = render("key", &src, &data, &limits);
+        let lossy = String::from_utf8_lossy(&bytes).into_owned();
+        let _ = render("key", &lossy, &data, &limits);
+    }
+
+    #[test]
+    fn template_shaped_inputs_never_panic(
+        parts in proptest::collection::vec(prop_oneof![
+            Just("{{"), Just("}}"), Just("{{- "), Just(" -}}"), Just(" "), Just("."), Just(".a"), Just("$"),
+            Just("$x := "), Just("|"), Just("("), Just(")"), Just("if "), Just("else "), Just("end"), Just("range "),
+            Just("with "), Just("define \"t\""), Just("template \"t\" ."), Just("block \"b\" ."), Just("break"),
+            Just("continue"), Just("\""), Just("`"), Just("'a'"), Just("1"), Just("-1.5e3"), Just("0x1F"), Just("nil"),
+            Just("true"), Just("printf \"%5.2f %q %x\" "), Just("index . "), Just("list 1 2"), Just("dict \"a\" "),
+            Just("/*"), Just("*/"), Just("toJson "), Just("upper "), Just("default "), Just("until 5 "), Just(","),
+        ], 0..40)
+    ) {
+        let src: String = parts.concat();
+        let limits = Limits { max_output: 1 << 14, max_steps: 10_000, max_depth: 20, max_range: 1_000 };
+        let data = BTreeMap::from([("a".to_string(), b"v".to_vec())]);
+        let _ = render("t", &src, &data, &limits);
+    }
+}
+
+#[test]
+fn limits_end_runaway_templates() {
+    let limits = Limits { max_output: 1000, max_steps: 10_000, max_depth: 10, max_range: 100 };
+    let data = BTreeMap::new();
+    for t in [
+        "{{ range until 1000 }}x{{ end }}",
+        "{{ repeat 5000 \"x\" }}",
+        "{{ define \"r\" }}{{ template \"r\" }}{{ end }}{{ template \"r\" }}",
+        "{{ range until 90 }}{{ range until 90 }}{{ range until 90 }}{{ end }}{{ end }}{{ end }}",
+        "{{ $d := dict }}{{ $_ := set $d \"s\" $d }}{{ $d }}",
+    ] {
+        let e = render("key", t, &data, &limits).expect_err(t);
+        assert!(
+            matches!(e, arcseal_template::Error::Limit { .. } | arcseal_template::Error::Unsupported { .. }),
+            "{t}: {e}"
+        );
+    }
+}
+
+#[test]
+fn error_display_is_go_like_and_names_the_construct() {
+    let data = BTreeMap::from([("a".to_string(), b"secret-value".to_vec())]);
+    let e = render("cfg", "x\n{{ fail .a }}", &data, &Limits::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "template: cfg:2:3: executing \"cfg\" at <fail .a>: error calling fail: fail called"
+    );
+    let e = render("cfg", "{{ genCA \"x\" 1 }}", &data, &Limits::default()).unwrap_err();
+    assert!(e.to_string().contains("function \"genCA\" is not supported"), "{e}");
+    let e = render("cfg", "{{ if }}", &data, &Limits::default()).unwrap_err();
+    assert_eq!(e.to_string(), "template: cfg:1: missing value for if");
+}
