@@ -31,15 +31,12 @@ pub fn unseal(sealed: &SealedSecret, ring: &KeyRing, at: &Location) -> Result<Se
     }
 
     let template = sealed.spec.template.clone().unwrap_or_default();
-    for (key, text) in template.data.iter().flatten() {
-        if text.contains("{{") {
-            return Err(Error::input(
-                &at.item(key),
-                "spec.template.data uses a Go template; offline unseal writes literal template values only \
-                 (the controller renders templates)",
-            ));
-        }
-        items.insert(key.clone(), Zeroizing::new(text.as_bytes().to_vec()));
+    if let Some(templates) = &template.data {
+        // The controller's engine and bounds: offline recovery renders exactly what the cluster renders.
+        let rendered =
+            arcseal_template::render_template_data(templates, &items, &arcseal_template::Limits::default())
+                .map_err(|e| Error::input(&at.item("spec.template.data"), template_message(&e, &items)))?;
+        items.extend(rendered);
     }
 
     let template_meta = template.metadata.unwrap_or_default();
@@ -61,6 +58,20 @@ pub fn unseal(sealed: &SealedSecret, ring: &KeyRing, at: &Location) -> Result<Se
         type_: template.type_,
         data,
     })
+}
+
+/// A template error as the user reads it: the engine's words (key, position, the template's source), unless they
+/// share a run with a decrypted value; the engine never quotes values, this checks it again.
+fn template_message(error: &arcseal_template::Error, items: &BTreeMap<String, Zeroizing<Vec<u8>>>) -> String {
+    let message = error.to_string();
+    let windows: std::collections::HashSet<&[u8]> = message.as_bytes().windows(4).collect();
+    let overlaps = items.values().any(|v| v.windows(4).any(|w| windows.contains(w)));
+    if overlaps {
+        "a spec.template.data entry failed to render (details withheld: they overlap a decrypted value)"
+            .to_owned()
+    } else {
+        format!("{message}; the controller would fail the same way")
+    }
 }
 
 /// The deprecated v1 form: `spec.data` seals a whole JSON Secret; its items become the Secret's.

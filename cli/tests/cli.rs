@@ -416,3 +416,43 @@ fn completions_and_demo_run() {
     assert!(stdout.contains("kind: SealedSecret") && !stdout.contains("correct horse"));
     assert!(Path::new(env!("CARGO_BIN_EXE_arcseal")).exists());
 }
+
+#[test]
+fn offline_unseal_renders_templates_like_the_controller() {
+    let keys = Keys::new();
+    let input = keys.write("secret.yaml", SECRET);
+    let sealed_path = keys.path("sealed.yaml");
+    ok(&arcseal(&["seal", "--cert", &keys.path("cert.pem"), "-f", &input, "-w", &sealed_path], None));
+    let mut doc = yaml_docs(&std::fs::read_to_string(&sealed_path).unwrap()).remove(0);
+    doc["spec"]["template"]["data"] = serde_json::json!({
+        "url": "postgres://{{ .username }}:{{ .password | upper }}@db",
+        ".dockerconfigjson": "{{ dict \"auths\" (dict \"r.io\" (dict \"auth\" (printf \"%s:%s\" .username .password | b64enc))) | toJson }}",
+        "plain": "no actions here",
+    });
+    let templated = keys.write("templated.json", &serde_json::to_string(&doc).unwrap());
+    let out = ok(&arcseal(
+        &["unseal", "--private-key", &keys.path("key.pem"), "-f", &templated, "-o", "json"],
+        None,
+    ));
+    let secret: Value = serde_json::from_str(&out).unwrap();
+    let decoded = |k: &str| {
+        String::from_utf8(arcseal_crypto::decode_base64(secret["data"][k].as_str().unwrap()).unwrap())
+            .unwrap()
+    };
+    assert_eq!(decoded("url"), "postgres://admin:HUNTER2@db");
+    assert_eq!(decoded(".dockerconfigjson"), r#"{"auths":{"r.io":{"auth":"YWRtaW46aHVudGVyMg=="}}}"#);
+    assert_eq!(decoded("plain"), "no actions here");
+    assert_eq!(decoded("password"), "hunter2", "items stay beside the rendered keys");
+
+    // A template the engine refuses fails with the key and the function, never a value, and writes nothing.
+    doc["spec"]["template"]["data"] = serde_json::json!({"k": "{{ .password | encryptAES \"x\" }}"});
+    let refused = keys.write("refused.json", &serde_json::to_string(&doc).unwrap());
+    let target = keys.path("out.json");
+    let err = failed(&arcseal(
+        &["unseal", "--private-key", &keys.path("key.pem"), "-f", &refused, "-w", &target],
+        None,
+    ));
+    assert!(err.contains("encryptAES") && err.contains("k:1"), "{err}");
+    assert!(!err.contains("hunter2") && !err.contains("HUNTER2"), "{err}");
+    assert!(!std::path::Path::new(&target).exists(), "no partial output");
+}

@@ -420,10 +420,10 @@ fn ideal_constant(pos: usize, n: &crate::parse::Number) -> R<Value> {
     if n.is_complex {
         return Err(Fail::Unsupported(pos, "complex constant".into(), "complex numbers are not reproduced"));
     }
-    if n.is_float_literal {
-        if let Some(f) = n.float {
-            return Ok(Value::Float(f));
-        }
+    if n.is_float_literal
+        && let Some(f) = n.float
+    {
+        return Ok(Value::Float(f));
     }
     match (n.int, n.float) {
         (Some(i), _) => Ok(Value::int(i)),

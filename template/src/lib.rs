@@ -43,6 +43,8 @@ mod xstrings;
 
 use std::collections::BTreeMap;
 
+use zeroize::{Zeroize, Zeroizing};
+
 /// Bounds on one rendering. Hitting any of them is [`Error::Limit`], never a hang or an unbounded allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -149,4 +151,62 @@ pub fn render(
 ) -> Result<Vec<u8>, Error> {
     let set = parse::parse(name, source, limits)?;
     exec::execute(name, source, &set, data, limits)
+}
+
+/// Decrypted items as the engine reads them, wiped when dropped (the engine itself takes plain byte strings).
+struct WipedData(BTreeMap<String, Vec<u8>>);
+
+impl Drop for WipedData {
+    fn drop(&mut self) {
+        self.0.values_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+/// Renders every `spec.template.data` entry as sealed-secrets' `Unseal` does: each entry over the decrypted items
+/// (never over another entry's output), named after its key; a parse or execution error of any entry fails the
+/// whole call. An entry without `{{` is literal text (Go's parse of it yields the same bytes). The caller adds the
+/// result to the Secret's data, a rendered key replacing an item of the same name. The controller and `arcseal
+/// unseal` both call this, so offline recovery renders exactly what the cluster does.
+pub fn render_template_data<'a>(
+    templates: impl IntoIterator<Item = (&'a String, &'a String)>,
+    items: &BTreeMap<String, Zeroizing<Vec<u8>>>,
+    limits: &Limits,
+) -> Result<BTreeMap<String, Zeroizing<Vec<u8>>>, Error> {
+    let data = WipedData(items.iter().map(|(k, v)| (k.clone(), v.to_vec())).collect());
+    let mut rendered = BTreeMap::new();
+    for (key, source) in templates {
+        let value = if source.contains("{{") {
+            Zeroizing::new(render(key, source, &data.0, limits)?)
+        } else {
+            Zeroizing::new(source.as_bytes().to_vec())
+        };
+        rendered.insert(key.clone(), value);
+    }
+    Ok(rendered)
+}
+
+#[cfg(test)]
+mod template_data_tests {
+    use super::*;
+
+    #[test]
+    fn entries_render_over_the_items_not_over_each_other() {
+        let items = BTreeMap::from([("user".to_owned(), Zeroizing::new(b"admin".to_vec()))]);
+        let templates = BTreeMap::from([
+            ("user".to_owned(), "{{ .user | upper }}".to_owned()),
+            ("url".to_owned(), "db://{{ .user }}".to_owned()),
+            ("plain".to_owned(), "no actions".to_owned()),
+        ]);
+        let out = render_template_data(&templates, &items, &Limits::default()).unwrap();
+        assert_eq!(out["user"].as_slice(), b"ADMIN");
+        assert_eq!(
+            out["url"].as_slice(),
+            b"db://admin",
+            "sees the item, not the rendered entry of the same name"
+        );
+        assert_eq!(out["plain"].as_slice(), b"no actions");
+        let bad = BTreeMap::from([("k".to_owned(), "{{ .user | nosuchfunc }}".to_owned())]);
+        let err = render_template_data(&bad, &items, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("k:1"), "{err}");
+    }
 }

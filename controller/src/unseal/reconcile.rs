@@ -325,22 +325,14 @@ pub fn unseal_items(
     let (mut items, hint) = open_items(ss, keys, hint, metrics)?;
     let templates = ss.spec.template.as_ref().and_then(|t| t.data.as_ref());
     if let Some(templates) = templates {
-        let mut rendered = Items::new();
-        for (key, text) in templates {
-            let value = if template::is_template(text) {
-                template::render(text, &items).map_err(|e| Error::Template {
-                    key: key.clone(),
-                    message: redact::withhold(
-                        e.to_string(),
-                        items.values().map(|v| v.as_slice()),
-                        "the template failed (details withheld: they overlap a decrypted value)",
-                    ),
-                })?
-            } else {
-                Zeroizing::new(text.as_bytes().to_vec())
-            };
-            rendered.insert(key.clone(), value);
-        }
+        let rendered = template::render_all(templates, &items).map_err(|(key, e)| Error::Template {
+            key,
+            message: redact::withhold(
+                e.to_string(),
+                items.values().map(|v| v.as_slice()),
+                "the template failed (details withheld: they overlap a decrypted value)",
+            ),
+        })?;
         // A templated key overrides an item of the same name.
         items.extend(rendered);
     }

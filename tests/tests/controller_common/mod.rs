@@ -170,3 +170,14 @@ pub async fn event_sources(client: &Client, ns: &str, name: &str) -> Vec<(String
         .map(|e| (e.reason.unwrap_or_default(), e.reporting_instance.unwrap_or_default()))
         .collect()
 }
+
+/// Waits until the controller's `/readyz` answers 200 (keys loaded).
+pub async fn wait_ready(running: &Running) {
+    let http = reqwest::Client::new();
+    poll("the controller is ready", TIMEOUT, || async {
+        let ready = http.get(running.url("/readyz")).send().await.is_ok_and(|r| r.status() == 200);
+        Ok(ready.then_some(()))
+    })
+    .await
+    .unwrap();
+}
