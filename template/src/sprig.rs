@@ -500,9 +500,6 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             for m in &a {
                 k.extend(map_of(m)?.borrow().keys().cloned());
             }
-            if a.len() > 1 {
-                return unsupported("keys of several dicts: Go's order is random");
-            }
             Value::str_list(k)
         }
         "values" => Value::list(map_of(&a[0])?.borrow().values().cloned().collect()),
