@@ -42,7 +42,13 @@ fn go<T>(pos: usize, msg: impl Into<String>) -> R<T> {
 
 impl<'a> State<'a> {
     pub(crate) fn step(&mut self) -> R<()> {
-        self.steps += 1;
+        self.step_n(1)
+    }
+
+    /// Charges `n` steps at once: work proportional to a value's size (copying lists, long strings) counts, so
+    /// that a loop growing a value cannot take quadratic time under the step bound.
+    pub(crate) fn step_n(&mut self, n: u64) -> R<()> {
+        self.steps = self.steps.saturating_add(n);
         if self.steps > self.limits.max_steps {
             return Err(Fail::Limit(LimitKind::Steps));
         }

@@ -458,8 +458,8 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             b(s(&a[0]) == t.as_bytes() || s(&a[0]) == format!("*{t}").as_bytes())
         }
         "kindIs" => b(s(&a[0]) == a[1].kind_name().as_bytes()),
-        "deepEqual" => b(deep_equal(&a[0], &a[1])),
-        "deepCopy" | "mustDeepCopy" => deep_copy(&a[0]),
+        "deepEqual" => b(deep_equal(&a[0], &a[1])?),
+        "deepCopy" | "mustDeepCopy" => deep_copy(&a[0])?,
         "base" | "osBase" => st(path_base(s(&a[0]))),
         "dir" | "osDir" => st(path_dir(s(&a[0]))),
         "clean" | "osClean" => st(path_clean(s(&a[0]))),
@@ -547,7 +547,15 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             let l = list_of(&a[0])?;
             let mut out: Vec<Value> = Vec::new();
             for v in l {
-                if !out.iter().any(|o| deep_equal(o, &v)) {
+                let mut seen = false;
+                st_.step_n(out.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+                for o in &out {
+                    if deep_equal(o, &v)? {
+                        seen = true;
+                        break;
+                    }
+                }
+                if !seen {
                     out.push(v);
                 }
             }
@@ -559,14 +567,36 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         }
         "without" | "mustWithout" => {
             let l = list_of(&a[0])?;
-            Value::list(l.into_iter().filter(|v| !a[1..].iter().any(|o| deep_equal(o, v))).collect())
+            let mut keep = Vec::new();
+            st_.step_n((l.len() as u64).saturating_mul(a.len() as u64))
+                .map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            for v in l {
+                let mut found = false;
+                for o in &a[1..] {
+                    if deep_equal(o, &v)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    keep.push(v);
+                }
+            }
+            Value::list(keep)
         }
         "has" | "mustHas" => {
             if let Value::Nil = a[1] {
                 b(false)
             } else {
                 let l = list_of(&a[1])?;
-                b(l.iter().any(|v| deep_equal(v, &a[0])))
+                let mut found = false;
+                for v in &l {
+                    if deep_equal(v, &a[0])? {
+                        found = true;
+                        break;
+                    }
+                }
+                b(found)
             }
         }
         "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend" => {
@@ -678,6 +708,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
     if let Value::Str(x) = &out {
         sized(st_, x.len() as u128)?;
     }
+    crate::funcs::charge_size(st_, &out)?;
     Ok(out)
 }
 
@@ -1171,9 +1202,41 @@ fn type_of(v: &Value) -> String {
     if let Value::Nil = v { "<nil>".into() } else { v.type_name().into() }
 }
 
+/// Work allowed to one deepEqual/deepCopy: nesting (a map may contain itself) and nodes visited (shared
+/// sub-values can make a value exponentially larger than the template that built it).
+struct Budget {
+    nodes: u32,
+}
+
+const MAX_NEST: usize = 100;
+
+impl Budget {
+    fn new() -> Self {
+        Budget { nodes: 1_000_000 }
+    }
+
+    fn visit(&mut self, depth: usize) -> Result<(), CallError> {
+        self.nodes = self
+            .nodes
+            .checked_sub(1)
+            .ok_or(CallError::Unsupported("values this large are not compared or copied"))?;
+        if depth > MAX_NEST {
+            return Err(CallError::Unsupported(
+                "values nested this deep (or containing themselves) are not compared or copied",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `reflect.DeepEqual` for template values (types must match too).
-pub(crate) fn deep_equal(x: &Value, y: &Value) -> bool {
-    match (x, y) {
+pub(crate) fn deep_equal(x: &Value, y: &Value) -> Result<bool, CallError> {
+    deep_equal_in(x, y, &mut Budget::new(), 0)
+}
+
+fn deep_equal_in(x: &Value, y: &Value, budget: &mut Budget, depth: usize) -> Result<bool, CallError> {
+    budget.visit(depth)?;
+    Ok(match (x, y) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(a), Value::Bool(b)) => a == b,
         (Value::Int(a, ta), Value::Int(b, tb)) => a == b && ta == tb,
@@ -1181,32 +1244,58 @@ pub(crate) fn deep_equal(x: &Value, y: &Value) -> bool {
         (Value::Str(a), Value::Str(b)) => a == b,
         (Value::Time(a, b), Value::Time(c, d)) => a == c && b == d,
         (Value::List(a, ta), Value::List(b, tb)) => {
-            ta == tb && a.len() == b.len() && a.iter().zip(b.iter()).all(|(p, q)| deep_equal(p, q))
+            if ta != tb || a.len() != b.len() {
+                return Ok(false);
+            }
+            for (p, q) in a.iter().zip(b.iter()) {
+                if !deep_equal_in(p, q, budget, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
         }
         (Value::Map(a, ta), Value::Map(b, tb)) => {
             if Rc::ptr_eq(a, b) {
-                return true;
+                return Ok(true);
             }
             let (a, b) = (a.borrow(), b.borrow());
-            ta == tb
-                && a.len() == b.len()
-                && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| deep_equal(v, w)))
+            if ta != tb || a.len() != b.len() {
+                return Ok(false);
+            }
+            for (k, v) in a.iter() {
+                match b.get(k) {
+                    Some(w) if deep_equal_in(v, w, budget, depth + 1)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
         }
         _ => false,
-    }
+    })
 }
 
-fn deep_copy(v: &Value) -> Value {
-    match v {
-        Value::List(l, t) => Value::List(Rc::new(l.iter().map(deep_copy).collect()), *t),
-        Value::Map(m, t) => Value::Map(
-            Rc::new(std::cell::RefCell::new(
-                m.borrow().iter().map(|(k, v)| (k.clone(), deep_copy(v))).collect(),
-            )),
-            *t,
-        ),
+/// copystructure's deep copy (Sprig's deepCopy).
+fn deep_copy(v: &Value) -> Result<Value, CallError> {
+    deep_copy_in(v, &mut Budget::new(), 0)
+}
+
+fn deep_copy_in(v: &Value, budget: &mut Budget, depth: usize) -> Result<Value, CallError> {
+    budget.visit(depth)?;
+    Ok(match v {
+        Value::List(l, t) => {
+            let items =
+                l.iter().map(|x| deep_copy_in(x, budget, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+            Value::List(Rc::new(items), *t)
+        }
+        Value::Map(m, t) => {
+            let mut out = BTreeMap::new();
+            for (k, x) in m.borrow().iter() {
+                out.insert(k.clone(), deep_copy_in(x, budget, depth + 1)?);
+            }
+            Value::Map(Rc::new(std::cell::RefCell::new(out)), *t)
+        }
         other => other.clone(),
-    }
+    })
 }
 
 type SharedMap = Rc<std::cell::RefCell<BTreeMap<Vec<u8>, Value>>>;
