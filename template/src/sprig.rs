@@ -458,8 +458,18 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             b(s(&a[0]) == t.as_bytes() || s(&a[0]) == format!("*{t}").as_bytes())
         }
         "kindIs" => b(s(&a[0]) == a[1].kind_name().as_bytes()),
-        "deepEqual" => b(deep_equal(&a[0], &a[1])?),
-        "deepCopy" | "mustDeepCopy" => deep_copy(&a[0])?,
+        "deepEqual" => {
+            let mut budget = Budget::new();
+            let r = deep_equal(&a[0], &a[1], &mut budget);
+            budget.charge(st_)?;
+            b(r?)
+        }
+        "deepCopy" | "mustDeepCopy" => {
+            let mut budget = Budget::new();
+            let r = deep_copy(&a[0], &mut budget);
+            budget.charge(st_)?;
+            r?
+        }
         "base" | "osBase" => st(path_base(s(&a[0]))),
         "dir" | "osDir" => st(path_dir(s(&a[0]))),
         "clean" | "osClean" => st(path_clean(s(&a[0]))),
@@ -546,11 +556,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "uniq" | "mustUniq" => {
             let l = list_of(&a[0])?;
             let mut out: Vec<Value> = Vec::new();
+            let mut budget = Budget::new();
             for v in l {
                 let mut seen = false;
                 st_.step_n(out.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
                 for o in &out {
-                    if deep_equal(o, &v)? {
+                    if deep_equal(o, &v, &mut budget)? {
                         seen = true;
                         break;
                     }
@@ -559,6 +570,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
                     out.push(v);
                 }
             }
+            budget.charge(st_)?;
             Value::list(out)
         }
         "compact" | "mustCompact" => {
@@ -568,12 +580,13 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "without" | "mustWithout" => {
             let l = list_of(&a[0])?;
             let mut keep = Vec::new();
+            let mut budget = Budget::new();
             st_.step_n((l.len() as u64).saturating_mul(a.len() as u64))
                 .map_err(|_| CallError::Limit(LimitKind::Steps))?;
             for v in l {
                 let mut found = false;
                 for o in &a[1..] {
-                    if deep_equal(o, &v)? {
+                    if deep_equal(o, &v, &mut budget)? {
                         found = true;
                         break;
                     }
@@ -582,6 +595,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
                     keep.push(v);
                 }
             }
+            budget.charge(st_)?;
             Value::list(keep)
         }
         "has" | "mustHas" => {
@@ -590,12 +604,15 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             } else {
                 let l = list_of(&a[1])?;
                 let mut found = false;
+                let mut budget = Budget::new();
+                st_.step_n(l.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
                 for v in &l {
-                    if deep_equal(v, &a[0])? {
+                    if deep_equal(v, &a[0], &mut budget)? {
                         found = true;
                         break;
                     }
                 }
+                budget.charge(st_)?;
                 b(found)
             }
         }
@@ -1204,15 +1221,22 @@ fn type_of(v: &Value) -> String {
 
 /// Work allowed to one deepEqual/deepCopy: nesting (a map may contain itself) and nodes visited (shared
 /// sub-values can make a value exponentially larger than the template that built it).
-struct Budget {
+pub(crate) struct Budget {
     nodes: u32,
 }
 
 const MAX_NEST: usize = 100;
 
 impl Budget {
+    const NODES: u32 = 1_000_000;
+
     fn new() -> Self {
-        Budget { nodes: 1_000_000 }
+        Budget { nodes: Self::NODES }
+    }
+
+    /// Charges the nodes visited so far to the rendering's steps (1 step per 16 nodes).
+    fn charge(&self, st_: &mut State<'_>) -> Result<(), CallError> {
+        st_.step_n(u64::from(Self::NODES - self.nodes) / 16).map_err(|_| CallError::Limit(LimitKind::Steps))
     }
 
     fn visit(&mut self, depth: usize) -> Result<(), CallError> {
@@ -1229,9 +1253,9 @@ impl Budget {
     }
 }
 
-/// `reflect.DeepEqual` for template values (types must match too).
-pub(crate) fn deep_equal(x: &Value, y: &Value) -> Result<bool, CallError> {
-    deep_equal_in(x, y, &mut Budget::new(), 0)
+/// `reflect.DeepEqual` for template values (types must match too), within `budget`.
+fn deep_equal(x: &Value, y: &Value, budget: &mut Budget) -> Result<bool, CallError> {
+    deep_equal_in(x, y, budget, 0)
 }
 
 fn deep_equal_in(x: &Value, y: &Value, budget: &mut Budget, depth: usize) -> Result<bool, CallError> {
@@ -1274,9 +1298,9 @@ fn deep_equal_in(x: &Value, y: &Value, budget: &mut Budget, depth: usize) -> Res
     })
 }
 
-/// copystructure's deep copy (Sprig's deepCopy).
-fn deep_copy(v: &Value) -> Result<Value, CallError> {
-    deep_copy_in(v, &mut Budget::new(), 0)
+/// copystructure's deep copy (Sprig's deepCopy), within `budget`.
+fn deep_copy(v: &Value, budget: &mut Budget) -> Result<Value, CallError> {
+    deep_copy_in(v, budget, 0)
 }
 
 fn deep_copy_in(v: &Value, budget: &mut Budget, depth: usize) -> Result<Value, CallError> {
