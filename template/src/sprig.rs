@@ -534,12 +534,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         }
         "dig" => dig(&a)?,
         "first" | "mustFirst" | "last" | "mustLast" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let item = if name.ends_with("irst") { l.first() } else { l.last() };
             item.cloned().unwrap_or(Value::Nil)
         }
         "rest" | "mustRest" | "initial" | "mustInitial" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             if l.is_empty() {
                 Value::List(Rc::default(), ElemTy::NilAny)
             } else if name.ends_with("est") {
@@ -549,12 +549,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             }
         }
         "reverse" | "mustReverse" => {
-            let mut l = list_of(&a[0])?;
+            let mut l = list_of(st_, &a[0])?;
             l.reverse();
             Value::list(l)
         }
         "uniq" | "mustUniq" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let mut out: Vec<Value> = Vec::new();
             let mut budget = Budget::new();
             for v in l {
@@ -574,11 +574,11 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             Value::list(out)
         }
         "compact" | "mustCompact" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             Value::list(l.into_iter().filter(|v| !empty(v)).collect())
         }
         "without" | "mustWithout" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let mut keep = Vec::new();
             let mut budget = Budget::new();
             st_.step_n((l.len() as u64).saturating_mul(a.len() as u64))
@@ -602,7 +602,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             if let Value::Nil = a[1] {
                 b(false)
             } else {
-                let l = list_of(&a[1])?;
+                let l = list_of(st_, &a[1])?;
                 let mut found = false;
                 let mut budget = Budget::new();
                 st_.step_n(l.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
@@ -617,7 +617,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             }
         }
         "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend" => {
-            let mut l = list_of(&a[0])?;
+            let mut l = list_of(st_, &a[0])?;
             if name.contains("repend") {
                 l.insert(0, a[1].clone());
             } else {
@@ -628,21 +628,21 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "concat" => {
             let mut out = Vec::new();
             for l in &a {
-                out.extend(list_of(l)?);
+                out.extend(list_of(st_, l)?);
             }
             // Sprig appends to a nil slice: nothing appended stays nil.
             if out.is_empty() { Value::List(Rc::default(), ElemTy::NilAny) } else { Value::list(out) }
         }
         "chunk" | "mustChunk" => {
             let size = int(&a[0]);
-            let l = list_of(&a[1])?;
+            let l = list_of(st_, &a[1])?;
             if size <= 0 {
                 return fail("chunk size must be positive");
             }
             Value::list(l.chunks(ix(size)).map(|c| Value::list(c.to_vec())).collect())
         }
         "slice" | "mustSlice" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let n = l.len() as i64;
             let (mut lo, mut hi) = (0, n);
             if let Some(v) = a.get(1) {
@@ -1333,9 +1333,13 @@ fn map_of(v: &Value) -> Result<&SharedMap, CallError> {
 }
 
 /// The elements of a slice parameter (Sprig's reflect-based list functions); nil and non-slices fail as in Go.
-fn list_of(v: &Value) -> Result<Vec<Value>, CallError> {
+/// The copy is charged to the step bound, so calling `first` on a long list in a loop is bounded.
+fn list_of(st_: &mut State<'_>, v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
-        Value::List(l, _) => Ok(l.to_vec()),
+        Value::List(l, _) => {
+            st_.step_n(l.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            Ok(l.to_vec())
+        }
         Value::Nil => fail("cannot use nil as a list"),
         _ => fail("cannot use this type as a list"),
     }
