@@ -339,6 +339,10 @@ impl<'a> State<'a> {
             argv.push(validate(pos, f, p)?);
         }
         self.step()?;
+        // Functions read their arguments in full (contains, eq, upper ...): their size counts towards the steps.
+        for v in &argv {
+            funcs::charge_size(self, v).map_err(|_| Fail::Limit(LimitKind::Steps))?;
+        }
         match funcs::call(self, name, argv) {
             Ok(v) => Ok(v),
             Err(CallError::Failed(why)) => go(pos, format!("error calling {name}: {why}")),

@@ -372,10 +372,11 @@ pub(crate) fn call(st: &mut State<'_>, name: &str, args: Vec<Value>) -> CallResu
     Ok(out)
 }
 
-/// Charges the steps a result's size represents (one per 4 KiB of string, one per list element).
+/// Charges the steps a value's size represents (one per 64 bytes of string, one per list element): with the
+/// default million steps, a rendering touches at most some 64 MB of strings.
 pub(crate) fn charge_size(st: &mut State<'_>, v: &Value) -> Result<(), CallError> {
     let n = match v {
-        Value::Str(s) => s.len() as u64 / 4096,
+        Value::Str(s) => s.len() as u64 / 64,
         Value::List(l, _) => l.len() as u64,
         _ => 0,
     };

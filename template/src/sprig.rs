@@ -1005,11 +1005,9 @@ fn nospace(x: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `strings.Index` (linear time).
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    if n.is_empty() {
-        return Some(0);
-    }
-    h.windows(n.len()).position(|w| w == n)
+    memchr::memmem::find(h, n)
 }
 
 /// `strings.Replace(x, old, new, -1)`.

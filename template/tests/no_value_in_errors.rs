@@ -174,6 +174,8 @@ fn default_limits_end_superlinear_work() {
         "{{ $d := dict }}{{ $_ := set $d \"s\" $d }}{{ deepCopy $d }}",
         "{{ $a := dict }}{{ $_ := set $a \"s\" $a }}{{ $b := dict }}{{ $_ := set $b \"s\" $b }}{{ deepEqual $a $b }}",
         "{{ uniq (until 100000) | len }}",
+        "{{ $s := repeat 1000000 \"x\" }}{{ range until 100000 }}{{ if contains \"y\" $s }}{{ end }}{{ end }}",
+        "{{ $l := until 100000 }}{{ range until 100000 }}{{ first $l }}{{ end }}",
     ] {
         let start = std::time::Instant::now();
         let e = render("key", t, &data, &Limits::default()).expect_err(t);
