@@ -597,6 +597,10 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
         }
         p.print_value(arg, verb, 0)?;
         arg_num += 1;
+        // Each verb may pad to a million bytes; a long format of them must not grow without bound.
+        if p.buf.len() > MAX_PRINTED {
+            return Err("a formatted string this large is not produced");
+        }
     }
     if !reordered && arg_num < args.len() {
         p.f = Flags::default();

@@ -167,8 +167,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "lower" => st(lower(s(&a[0]))),
         "title" => st(title(s(&a[0]))),
         "swapcase" => st(swapcase(s(&a[0]))),
-        "wrap" => st(wrap(s(&a[1]), int(&a[0]), b"\n", false)),
-        "wrapWith" => st(wrap(s(&a[2]), int(&a[0]), s(&a[1]), true)),
+        "wrap" | "wrapWith" => {
+            let (text, sep) = if name == "wrap" { (s(&a[1]), &b"\n"[..]) } else { (s(&a[2]), s(&a[1])) };
+            // At most one separator per input byte.
+            sized(st_, text.len() as u128 * (1 + sep.len().max(1) as u128))?;
+            st(wrap(text, int(&a[0]), sep, name == "wrapWith"))
+        }
         "camelcase" => st(crate::xstrings::camel(s(&a[0]))),
         "snakecase" => st(crate::xstrings::lower_case(s(&a[0]), '_')),
         "kebabcase" => st(crate::xstrings::lower_case(s(&a[0]), '-')),
@@ -401,6 +405,9 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "toStrings" => Value::str_list(strslice(&a[0])?),
         "join" => {
             let parts = strslice(&a[1])?;
+            let total: u128 = parts.iter().map(|p| p.len() as u128).sum::<u128>()
+                + (parts.len() as u128).saturating_sub(1) * s(&a[0]).len() as u128;
+            sized(st_, total)?;
             st(parts.join(s(&a[0])))
         }
         "sortAlpha" => match &a[0] {
@@ -668,7 +675,11 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         | "regexReplaceAllLiteral"
         | "mustRegexReplaceAllLiteral"
         | "regexSplit"
-        | "mustRegexSplit" => crate::sprig_regex::call(name, &a)?,
+        | "mustRegexSplit" => {
+            // Compiling a pattern costs far more than a step.
+            st_.step_n(1000).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            crate::sprig_regex::call(name, &a, st_.limits.max_output)?
+        }
         "regexQuoteMeta" => {
             let mut out = Vec::new();
             for &c in s(&a[0]) {
@@ -692,8 +703,15 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "randBytes" => st(random::bytes(int(&a[0]), st_.limits.max_output)?),
         "randInt" => Value::int(random::int(int(&a[0]), int(&a[1]))?),
         "shuffle" => st(random::shuffle(s(&a[0]))?),
-        "bcrypt" => st(random::bcrypt(s(&a[0]))?),
-        "htpasswd" => st(random::htpasswd(s(&a[0]), s(&a[1]))?),
+        "bcrypt" | "htpasswd" => {
+            // A cost-10 bcrypt takes tens of milliseconds: a rendering may run about twenty of them.
+            st_.step_n(50_000).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            st(if name == "bcrypt" {
+                random::bcrypt(s(&a[0]))?
+            } else {
+                random::htpasswd(s(&a[0]), s(&a[1]))?
+            })
+        }
         "date" => st(crate::date::date(s(&a[0]), &a[1], b"Local")?),
         "dateInZone" | "date_in_zone" => st(crate::date::date(s(&a[0]), &a[1], s(&a[2]))?),
         "htmlDate" => st(crate::date::date(b"2006-01-02", &a[0], b"Local")?),
@@ -970,7 +988,7 @@ fn trim_cutset(x: &[u8], cutset: &[u8]) -> Vec<u8> {
         }
         return x[start..end].to_vec();
     }
-    let set: Vec<char> = gostr::runes(cutset).map(|(c, _)| c).collect();
+    let set: std::collections::BTreeSet<char> = gostr::runes(cutset).map(|(c, _)| c).collect();
     // An invalid byte decodes to U+FFFD, which a cutset holding U+FFFD or an invalid byte contains.
     let mut start = 0;
     while start < x.len() {

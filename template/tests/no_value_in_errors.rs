@@ -176,6 +176,12 @@ fn default_limits_end_superlinear_work() {
         "{{ uniq (until 100000) | len }}",
         "{{ $s := repeat 1000000 \"x\" }}{{ range until 100000 }}{{ if contains \"y\" $s }}{{ end }}{{ end }}",
         "{{ $l := until 100000 }}{{ range until 100000 }}{{ first $l }}{{ end }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ regexReplaceAll \"\" $s $s | len }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ join $s (until 100000) | len }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ wrapWith 1 $s $s | len }}",
+        "{{ range until 1000 }}{{ bcrypt \"x\" }}{{ end }}",
+        "{{ range until 100000 }}{{ regexMatch \"(a|b)*c{1,1000}\" \"ab\" }}{{ end }}",
+        "{{ printf (repeat 100 \"%999999[1]d\") 1 }}",
     ] {
         let start = std::time::Instant::now();
         let e = render("key", t, &data, &Limits::default()).expect_err(t);
