@@ -42,7 +42,13 @@ fn go<T>(pos: usize, msg: impl Into<String>) -> R<T> {
 
 impl<'a> State<'a> {
     pub(crate) fn step(&mut self) -> R<()> {
-        self.steps += 1;
+        self.step_n(1)
+    }
+
+    /// Charges `n` steps at once: work proportional to a value's size (copying lists, long strings) counts, so
+    /// that a loop growing a value cannot take quadratic time under the step bound.
+    pub(crate) fn step_n(&mut self, n: u64) -> R<()> {
+        self.steps = self.steps.saturating_add(n);
         if self.steps > self.limits.max_steps {
             return Err(Fail::Limit(LimitKind::Steps));
         }
@@ -333,6 +339,10 @@ impl<'a> State<'a> {
             argv.push(validate(pos, f, p)?);
         }
         self.step()?;
+        // Functions read their arguments in full (contains, eq, upper ...): their size counts towards the steps.
+        for v in &argv {
+            funcs::charge_size(self, v).map_err(|_| Fail::Limit(LimitKind::Steps))?;
+        }
         match funcs::call(self, name, argv) {
             Ok(v) => Ok(v),
             Err(CallError::Failed(why)) => go(pos, format!("error calling {name}: {why}")),

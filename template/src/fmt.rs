@@ -30,6 +30,9 @@ struct Printer {
 const LDIGITS: &[u8; 16] = b"0123456789abcdef";
 const UDIGITS: &[u8; 16] = b"0123456789ABCDEF";
 
+/// Bound on one formatted value, checked while printing (the output limit applies only afterwards).
+const MAX_PRINTED: usize = 16 << 20;
+
 /// Go would recurse until its stack overflows on a map containing itself; we stop here.
 const MAX_NESTING: usize = 100;
 
@@ -94,6 +97,10 @@ impl Printer {
 
     /// `printArg` / `printValue` for one value.
     fn print_value(&mut self, v: &Value, verb: char, depth: usize) -> FmtResult<()> {
+        // Shared sub-lists can make a value exponentially larger than the template that built it.
+        if self.buf.len() > MAX_PRINTED {
+            return Err("a value this large is not printed");
+        }
         if verb == 'T' {
             let t = v.type_name();
             self.pad(t.as_bytes());
@@ -590,6 +597,10 @@ pub(crate) fn sprintf(format: &[u8], args: &[Value]) -> FmtResult<Vec<u8>> {
         }
         p.print_value(arg, verb, 0)?;
         arg_num += 1;
+        // Each verb may pad to a million bytes; a long format of them must not grow without bound.
+        if p.buf.len() > MAX_PRINTED {
+            return Err("a formatted string this large is not produced");
+        }
     }
     if !reordered && arg_num < args.len() {
         p.f = Flags::default();

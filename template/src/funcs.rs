@@ -368,7 +368,19 @@ pub(crate) fn call(st: &mut State<'_>, name: &str, args: Vec<Value>) -> CallResu
     if let Value::Str(s) = &out {
         st.check_len(s.len()).map_err(|_| CallError::Limit(LimitKind::Output))?;
     }
+    charge_size(st, &out)?;
     Ok(out)
+}
+
+/// Charges the steps a value's size represents (one per 64 bytes of string, one per list element): with the
+/// default million steps, a rendering touches at most some 64 MB of strings.
+pub(crate) fn charge_size(st: &mut State<'_>, v: &Value) -> Result<(), CallError> {
+    let n = match v {
+        Value::Str(s) => s.len() as u64 / 64,
+        Value::List(l, _) => l.len() as u64,
+        _ => 0,
+    };
+    st.step_n(n).map_err(|_| CallError::Limit(LimitKind::Steps))
 }
 
 /// text/template's `printableValue` for html/js/urlquery arguments: a nil prints as `<no value>`.

@@ -15,6 +15,8 @@ pub(crate) enum EncodeError {
 }
 
 const MAX_DEPTH: usize = 100;
+/// Bound on one encoding, checked while encoding: shared sub-lists can make a value exponentially large.
+const MAX_ENCODED: usize = 16 << 20;
 
 pub(crate) fn encode(v: &Value, escape_html: bool, indent: bool) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
@@ -40,6 +42,9 @@ fn encode_into(
 ) -> Result<(), EncodeError> {
     if depth > MAX_DEPTH {
         return Err(EncodeError::Unsupported("values nested this deep are not encoded"));
+    }
+    if out.len() > MAX_ENCODED {
+        return Err(EncodeError::Unsupported("a value this large is not encoded"));
     }
     match v {
         Value::Nil => out.extend_from_slice(b"null"),

@@ -167,8 +167,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "lower" => st(lower(s(&a[0]))),
         "title" => st(title(s(&a[0]))),
         "swapcase" => st(swapcase(s(&a[0]))),
-        "wrap" => st(wrap(s(&a[1]), int(&a[0]), b"\n", false)),
-        "wrapWith" => st(wrap(s(&a[2]), int(&a[0]), s(&a[1]), true)),
+        "wrap" | "wrapWith" => {
+            let (text, sep) = if name == "wrap" { (s(&a[1]), &b"\n"[..]) } else { (s(&a[2]), s(&a[1])) };
+            // At most one separator per input byte.
+            sized(st_, text.len() as u128 * (1 + sep.len().max(1) as u128))?;
+            st(wrap(text, int(&a[0]), sep, name == "wrapWith"))
+        }
         "camelcase" => st(crate::xstrings::camel(s(&a[0]))),
         "snakecase" => st(crate::xstrings::lower_case(s(&a[0]), '_')),
         "kebabcase" => st(crate::xstrings::lower_case(s(&a[0]), '-')),
@@ -401,6 +405,9 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "toStrings" => Value::str_list(strslice(&a[0])?),
         "join" => {
             let parts = strslice(&a[1])?;
+            let total: u128 = parts.iter().map(|p| p.len() as u128).sum::<u128>()
+                + (parts.len() as u128).saturating_sub(1) * s(&a[0]).len() as u128;
+            sized(st_, total)?;
             st(parts.join(s(&a[0])))
         }
         "sortAlpha" => match &a[0] {
@@ -458,8 +465,18 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             b(s(&a[0]) == t.as_bytes() || s(&a[0]) == format!("*{t}").as_bytes())
         }
         "kindIs" => b(s(&a[0]) == a[1].kind_name().as_bytes()),
-        "deepEqual" => b(deep_equal(&a[0], &a[1])),
-        "deepCopy" | "mustDeepCopy" => deep_copy(&a[0]),
+        "deepEqual" => {
+            let mut budget = Budget::new();
+            let r = deep_equal(&a[0], &a[1], &mut budget);
+            budget.charge(st_)?;
+            b(r?)
+        }
+        "deepCopy" | "mustDeepCopy" => {
+            let mut budget = Budget::new();
+            let r = deep_copy(&a[0], &mut budget);
+            budget.charge(st_)?;
+            r?
+        }
         "base" | "osBase" => st(path_base(s(&a[0]))),
         "dir" | "osDir" => st(path_dir(s(&a[0]))),
         "clean" | "osClean" => st(path_clean(s(&a[0]))),
@@ -500,9 +517,6 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             for m in &a {
                 k.extend(map_of(m)?.borrow().keys().cloned());
             }
-            if a.len() > 1 {
-                return unsupported("keys of several dicts: Go's order is random");
-            }
             Value::str_list(k)
         }
         "values" => Value::list(map_of(&a[0])?.borrow().values().cloned().collect()),
@@ -527,12 +541,12 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         }
         "dig" => dig(&a)?,
         "first" | "mustFirst" | "last" | "mustLast" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let item = if name.ends_with("irst") { l.first() } else { l.last() };
             item.cloned().unwrap_or(Value::Nil)
         }
         "rest" | "mustRest" | "initial" | "mustInitial" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             if l.is_empty() {
                 Value::List(Rc::default(), ElemTy::NilAny)
             } else if name.ends_with("est") {
@@ -542,38 +556,75 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
             }
         }
         "reverse" | "mustReverse" => {
-            let mut l = list_of(&a[0])?;
+            let mut l = list_of(st_, &a[0])?;
             l.reverse();
             Value::list(l)
         }
         "uniq" | "mustUniq" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let mut out: Vec<Value> = Vec::new();
+            let mut budget = Budget::new();
             for v in l {
-                if !out.iter().any(|o| deep_equal(o, &v)) {
+                let mut seen = false;
+                st_.step_n(out.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+                for o in &out {
+                    if deep_equal(o, &v, &mut budget)? {
+                        seen = true;
+                        break;
+                    }
+                }
+                if !seen {
                     out.push(v);
                 }
             }
+            budget.charge(st_)?;
             Value::list(out)
         }
         "compact" | "mustCompact" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             Value::list(l.into_iter().filter(|v| !empty(v)).collect())
         }
         "without" | "mustWithout" => {
-            let l = list_of(&a[0])?;
-            Value::list(l.into_iter().filter(|v| !a[1..].iter().any(|o| deep_equal(o, v))).collect())
+            let l = list_of(st_, &a[0])?;
+            let mut keep = Vec::new();
+            let mut budget = Budget::new();
+            st_.step_n((l.len() as u64).saturating_mul(a.len() as u64))
+                .map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            for v in l {
+                let mut found = false;
+                for o in &a[1..] {
+                    if deep_equal(o, &v, &mut budget)? {
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    keep.push(v);
+                }
+            }
+            budget.charge(st_)?;
+            Value::list(keep)
         }
         "has" | "mustHas" => {
             if let Value::Nil = a[1] {
                 b(false)
             } else {
-                let l = list_of(&a[1])?;
-                b(l.iter().any(|v| deep_equal(v, &a[0])))
+                let l = list_of(st_, &a[1])?;
+                let mut found = false;
+                let mut budget = Budget::new();
+                st_.step_n(l.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+                for v in &l {
+                    if deep_equal(v, &a[0], &mut budget)? {
+                        found = true;
+                        break;
+                    }
+                }
+                budget.charge(st_)?;
+                b(found)
             }
         }
         "append" | "push" | "mustAppend" | "mustPush" | "prepend" | "mustPrepend" => {
-            let mut l = list_of(&a[0])?;
+            let mut l = list_of(st_, &a[0])?;
             if name.contains("repend") {
                 l.insert(0, a[1].clone());
             } else {
@@ -584,21 +635,21 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "concat" => {
             let mut out = Vec::new();
             for l in &a {
-                out.extend(list_of(l)?);
+                out.extend(list_of(st_, l)?);
             }
             // Sprig appends to a nil slice: nothing appended stays nil.
             if out.is_empty() { Value::List(Rc::default(), ElemTy::NilAny) } else { Value::list(out) }
         }
         "chunk" | "mustChunk" => {
             let size = int(&a[0]);
-            let l = list_of(&a[1])?;
+            let l = list_of(st_, &a[1])?;
             if size <= 0 {
                 return fail("chunk size must be positive");
             }
             Value::list(l.chunks(ix(size)).map(|c| Value::list(c.to_vec())).collect())
         }
         "slice" | "mustSlice" => {
-            let l = list_of(&a[0])?;
+            let l = list_of(st_, &a[0])?;
             let n = l.len() as i64;
             let (mut lo, mut hi) = (0, n);
             if let Some(v) = a.get(1) {
@@ -624,7 +675,11 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         | "regexReplaceAllLiteral"
         | "mustRegexReplaceAllLiteral"
         | "regexSplit"
-        | "mustRegexSplit" => crate::sprig_regex::call(name, &a)?,
+        | "mustRegexSplit" => {
+            // Compiling a pattern costs far more than a step.
+            st_.step_n(1000).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            crate::sprig_regex::call(name, &a, st_.limits.max_output)?
+        }
         "regexQuoteMeta" => {
             let mut out = Vec::new();
             for &c in s(&a[0]) {
@@ -648,8 +703,15 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
         "randBytes" => st(random::bytes(int(&a[0]), st_.limits.max_output)?),
         "randInt" => Value::int(random::int(int(&a[0]), int(&a[1]))?),
         "shuffle" => st(random::shuffle(s(&a[0]))?),
-        "bcrypt" => st(random::bcrypt(s(&a[0]))?),
-        "htpasswd" => st(random::htpasswd(s(&a[0]), s(&a[1]))?),
+        "bcrypt" | "htpasswd" => {
+            // A cost-10 bcrypt takes tens of milliseconds: a rendering may run about twenty of them.
+            st_.step_n(50_000).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            st(if name == "bcrypt" {
+                random::bcrypt(s(&a[0]))?
+            } else {
+                random::htpasswd(s(&a[0]), s(&a[1]))?
+            })
+        }
         "date" => st(crate::date::date(s(&a[0]), &a[1], b"Local")?),
         "dateInZone" | "date_in_zone" => st(crate::date::date(s(&a[0]), &a[1], s(&a[2]))?),
         "htmlDate" => st(crate::date::date(b"2006-01-02", &a[0], b"Local")?),
@@ -681,6 +743,7 @@ pub(crate) fn call(st_: &mut State<'_>, name: &str, a: Vec<Value>) -> CallResult
     if let Value::Str(x) = &out {
         sized(st_, x.len() as u128)?;
     }
+    crate::funcs::charge_size(st_, &out)?;
     Ok(out)
 }
 
@@ -925,7 +988,7 @@ fn trim_cutset(x: &[u8], cutset: &[u8]) -> Vec<u8> {
         }
         return x[start..end].to_vec();
     }
-    let set: Vec<char> = gostr::runes(cutset).map(|(c, _)| c).collect();
+    let set: std::collections::BTreeSet<char> = gostr::runes(cutset).map(|(c, _)| c).collect();
     // An invalid byte decodes to U+FFFD, which a cutset holding U+FFFD or an invalid byte contains.
     let mut start = 0;
     while start < x.len() {
@@ -960,11 +1023,9 @@ fn nospace(x: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `strings.Index` (linear time).
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    if n.is_empty() {
-        return Some(0);
-    }
-    h.windows(n.len()).position(|w| w == n)
+    memchr::memmem::find(h, n)
 }
 
 /// `strings.Replace(x, old, new, -1)`.
@@ -1174,9 +1235,48 @@ fn type_of(v: &Value) -> String {
     if let Value::Nil = v { "<nil>".into() } else { v.type_name().into() }
 }
 
-/// `reflect.DeepEqual` for template values (types must match too).
-pub(crate) fn deep_equal(x: &Value, y: &Value) -> bool {
-    match (x, y) {
+/// Work allowed to one deepEqual/deepCopy: nesting (a map may contain itself) and nodes visited (shared
+/// sub-values can make a value exponentially larger than the template that built it).
+pub(crate) struct Budget {
+    nodes: u32,
+}
+
+const MAX_NEST: usize = 100;
+
+impl Budget {
+    const NODES: u32 = 1_000_000;
+
+    fn new() -> Self {
+        Budget { nodes: Self::NODES }
+    }
+
+    /// Charges the nodes visited so far to the rendering's steps (1 step per 16 nodes).
+    fn charge(&self, st_: &mut State<'_>) -> Result<(), CallError> {
+        st_.step_n(u64::from(Self::NODES - self.nodes) / 16).map_err(|_| CallError::Limit(LimitKind::Steps))
+    }
+
+    fn visit(&mut self, depth: usize) -> Result<(), CallError> {
+        self.nodes = self
+            .nodes
+            .checked_sub(1)
+            .ok_or(CallError::Unsupported("values this large are not compared or copied"))?;
+        if depth > MAX_NEST {
+            return Err(CallError::Unsupported(
+                "values nested this deep (or containing themselves) are not compared or copied",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `reflect.DeepEqual` for template values (types must match too), within `budget`.
+fn deep_equal(x: &Value, y: &Value, budget: &mut Budget) -> Result<bool, CallError> {
+    deep_equal_in(x, y, budget, 0)
+}
+
+fn deep_equal_in(x: &Value, y: &Value, budget: &mut Budget, depth: usize) -> Result<bool, CallError> {
+    budget.visit(depth)?;
+    Ok(match (x, y) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(a), Value::Bool(b)) => a == b,
         (Value::Int(a, ta), Value::Int(b, tb)) => a == b && ta == tb,
@@ -1184,32 +1284,58 @@ pub(crate) fn deep_equal(x: &Value, y: &Value) -> bool {
         (Value::Str(a), Value::Str(b)) => a == b,
         (Value::Time(a, b), Value::Time(c, d)) => a == c && b == d,
         (Value::List(a, ta), Value::List(b, tb)) => {
-            ta == tb && a.len() == b.len() && a.iter().zip(b.iter()).all(|(p, q)| deep_equal(p, q))
+            if ta != tb || a.len() != b.len() {
+                return Ok(false);
+            }
+            for (p, q) in a.iter().zip(b.iter()) {
+                if !deep_equal_in(p, q, budget, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
         }
         (Value::Map(a, ta), Value::Map(b, tb)) => {
             if Rc::ptr_eq(a, b) {
-                return true;
+                return Ok(true);
             }
             let (a, b) = (a.borrow(), b.borrow());
-            ta == tb
-                && a.len() == b.len()
-                && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| deep_equal(v, w)))
+            if ta != tb || a.len() != b.len() {
+                return Ok(false);
+            }
+            for (k, v) in a.iter() {
+                match b.get(k) {
+                    Some(w) if deep_equal_in(v, w, budget, depth + 1)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
         }
         _ => false,
-    }
+    })
 }
 
-fn deep_copy(v: &Value) -> Value {
-    match v {
-        Value::List(l, t) => Value::List(Rc::new(l.iter().map(deep_copy).collect()), *t),
-        Value::Map(m, t) => Value::Map(
-            Rc::new(std::cell::RefCell::new(
-                m.borrow().iter().map(|(k, v)| (k.clone(), deep_copy(v))).collect(),
-            )),
-            *t,
-        ),
+/// copystructure's deep copy (Sprig's deepCopy), within `budget`.
+fn deep_copy(v: &Value, budget: &mut Budget) -> Result<Value, CallError> {
+    deep_copy_in(v, budget, 0)
+}
+
+fn deep_copy_in(v: &Value, budget: &mut Budget, depth: usize) -> Result<Value, CallError> {
+    budget.visit(depth)?;
+    Ok(match v {
+        Value::List(l, t) => {
+            let items =
+                l.iter().map(|x| deep_copy_in(x, budget, depth + 1)).collect::<Result<Vec<_>, _>>()?;
+            Value::List(Rc::new(items), *t)
+        }
+        Value::Map(m, t) => {
+            let mut out = BTreeMap::new();
+            for (k, x) in m.borrow().iter() {
+                out.insert(k.clone(), deep_copy_in(x, budget, depth + 1)?);
+            }
+            Value::Map(Rc::new(std::cell::RefCell::new(out)), *t)
+        }
         other => other.clone(),
-    }
+    })
 }
 
 type SharedMap = Rc<std::cell::RefCell<BTreeMap<Vec<u8>, Value>>>;
@@ -1223,9 +1349,13 @@ fn map_of(v: &Value) -> Result<&SharedMap, CallError> {
 }
 
 /// The elements of a slice parameter (Sprig's reflect-based list functions); nil and non-slices fail as in Go.
-fn list_of(v: &Value) -> Result<Vec<Value>, CallError> {
+/// The copy is charged to the step bound, so calling `first` on a long list in a loop is bounded.
+fn list_of(st_: &mut State<'_>, v: &Value) -> Result<Vec<Value>, CallError> {
     match v {
-        Value::List(l, _) => Ok(l.to_vec()),
+        Value::List(l, _) => {
+            st_.step_n(l.len() as u64).map_err(|_| CallError::Limit(LimitKind::Steps))?;
+            Ok(l.to_vec())
+        }
         Value::Nil => fail("cannot use nil as a list"),
         _ => fail("cannot use this type as a list"),
     }

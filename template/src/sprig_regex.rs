@@ -280,7 +280,8 @@ fn expand(out: &mut String, tmpl: &str, re: &Regex, caps: &regex::Captures<'_>) 
 }
 
 /// Go's `replaceAll`.
-fn replace_all(re: &Regex, src: &str, repl: &str, literal: bool) -> String {
+/// Go's `replaceAll`; `None` once the result would exceed `max` bytes.
+fn replace_all(re: &Regex, src: &str, repl: &str, literal: bool, max: usize) -> Option<String> {
     let mut buf = String::new();
     let (mut last_end, mut search) = (0usize, 0usize);
     while search <= src.len() {
@@ -296,6 +297,9 @@ fn replace_all(re: &Regex, src: &str, repl: &str, literal: bool) -> String {
             }
         }
         last_end = m.end();
+        if buf.len() > max {
+            return None;
+        }
         let width = src[search..].chars().next().map_or(0, char::len_utf8);
         if search + width > m.end() {
             search += width;
@@ -309,10 +313,10 @@ fn replace_all(re: &Regex, src: &str, repl: &str, literal: bool) -> String {
         }
     }
     buf.push_str(&src[last_end.min(src.len())..]);
-    buf
+    Some(buf)
 }
 
-pub(crate) fn call(name: &str, a: &[Value]) -> CallResult {
+pub(crate) fn call(name: &str, a: &[Value], max_output: usize) -> CallResult {
     let re = compile(a[0].as_bytes().unwrap_or_default());
     let s = text(&a[1])?;
     Ok(match name {
@@ -345,7 +349,10 @@ pub(crate) fn call(name: &str, a: &[Value]) -> CallResult {
         | "mustRegexReplaceAllLiteral" => {
             let re = must(re)?;
             let repl = text(&a[2])?;
-            Value::str(replace_all(&re, s, repl, name.ends_with("Literal")).into_bytes())
+            match replace_all(&re, s, repl, name.ends_with("Literal"), max_output) {
+                Some(out) => Value::str(out.into_bytes()),
+                None => return Err(CallError::Limit(crate::LimitKind::Output)),
+            }
         }
         "regexSplit" | "mustRegexSplit" => {
             let re = must(re)?;

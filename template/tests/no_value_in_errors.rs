@@ -160,6 +160,39 @@ fn limits_end_runaway_templates() {
     }
 }
 
+/// Work that grows faster than the template: quadratic copying in a loop, exponentially shared values, cycles.
+/// Each must end in an error (Limit or Unsupported) quickly with the default limits (the bound is loose for slow debug builds).
+#[test]
+fn default_limits_end_superlinear_work() {
+    let data = BTreeMap::new();
+    for t in [
+        "{{ $l := list }}{{ range until 50000 }}{{ $l = append $l . }}{{ end }}{{ len $l }}",
+        "{{ $s := \"\" }}{{ range until 100000 }}{{ $s = printf \"%s%s\" $s \"xxxxxxxxxx\" }}{{ end }}{{ len $s }}",
+        "{{ $l := list 1 1 }}{{ range until 60 }}{{ $l = list $l $l }}{{ end }}{{ toJson $l }}",
+        "{{ $l := list 1 1 }}{{ range until 60 }}{{ $l = list $l $l }}{{ end }}{{ toString $l }}",
+        "{{ $l := list 1 1 }}{{ range until 60 }}{{ $l = list $l $l }}{{ end }}{{ deepEqual $l (deepCopy $l) }}",
+        "{{ $d := dict }}{{ $_ := set $d \"s\" $d }}{{ deepCopy $d }}",
+        "{{ $a := dict }}{{ $_ := set $a \"s\" $a }}{{ $b := dict }}{{ $_ := set $b \"s\" $b }}{{ deepEqual $a $b }}",
+        "{{ uniq (until 100000) | len }}",
+        "{{ $s := repeat 1000000 \"x\" }}{{ range until 100000 }}{{ if contains \"y\" $s }}{{ end }}{{ end }}",
+        "{{ $l := until 100000 }}{{ range until 100000 }}{{ first $l }}{{ end }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ regexReplaceAll \"\" $s $s | len }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ join $s (until 100000) | len }}",
+        "{{ $s := repeat 100000 \"x\" }}{{ wrapWith 1 $s $s | len }}",
+        "{{ range until 1000 }}{{ bcrypt \"x\" }}{{ end }}",
+        "{{ range until 100000 }}{{ regexMatch \"(a|b)*c{1,1000}\" \"ab\" }}{{ end }}",
+        "{{ printf (repeat 100 \"%999999[1]d\") 1 }}",
+    ] {
+        let start = std::time::Instant::now();
+        let e = render("key", t, &data, &Limits::default()).expect_err(t);
+        assert!(
+            matches!(e, arcseal_template::Error::Limit { .. } | arcseal_template::Error::Unsupported { .. }),
+            "{t}: {e}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "{t} took {:?}", start.elapsed());
+    }
+}
+
 #[test]
 fn error_display_is_go_like_and_names_the_construct() {
     let data = BTreeMap::from([("a".to_string(), b"secret-value".to_vec())]);
