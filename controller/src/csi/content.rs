@@ -3,7 +3,10 @@
 //! - secret: the value, decoded per `objectEncoding`. A certificate's secret (`kid` set) with contentType
 //!   `application/x-pem-file` is written as stored; `application/x-pkcs12` is decoded (empty password) and written as
 //!   PEM: the private key as PKCS#8 `PRIVATE KEY`, then the certificates leaf -> root. With `objectFormat: pfx` the
-//!   PKCS#12 is written as stored (base64 text), or as binary with `objectEncoding: base64`.
+//!   PKCS#12 is written as stored (base64 text), or as binary with `objectEncoding: base64`. On a plain secret (no
+//!   `kid`) `objectFormat` changes nothing: the value is written decoded per `objectEncoding`, as Azure does.
+//! - With `--write-cert-and-key-in-separate-files`, a certificate's secret also gives `<file>.crt` (its
+//!   `CERTIFICATE` blocks) and `<file>.key` (every other block), re-encoded as PEM ([`split_cert_and_key`]).
 //! - key: the public key as `PUBLIC KEY` (SPKI) PEM.
 //! - cert: the leaf as `CERTIFICATE` PEM.
 
@@ -32,13 +35,7 @@ pub fn render(object: &KeyVaultObject, fetched: &Fetched) -> Result<Zeroizing<Ve
         Fetched::Secret(s) => {
             let content_type = s.content_type.as_deref().unwrap_or_default();
             let cert_backed = s.kid.is_some();
-            if object.format == ObjectFormat::Pfx {
-                if content_type != PKCS12 {
-                    return Err(content_error(format!(
-                        "objectFormat pfx needs a secret with contentType {PKCS12} (a certificate's secret); this one has {:?}",
-                        content_type
-                    )));
-                }
+            if object.format == ObjectFormat::Pfx && cert_backed && content_type == PKCS12 {
                 return match object.encoding {
                     ObjectEncoding::Base64 => decode_base64(&s.value).map(Zeroizing::new),
                     _ => Ok(Zeroizing::new(s.value.as_bytes().to_vec())),
@@ -90,6 +87,38 @@ pub fn render(object: &KeyVaultObject, fetched: &Fetched) -> Result<Zeroizing<Ve
     }
 }
 
+/// Splits PEM text into (certificates, everything else), each block re-encoded as PEM with LF line endings, as
+/// Azure's `splitCertAndKey` does; text outside blocks and blocks that do not decode are dropped. Either part may
+/// be empty (a PFX written with `objectFormat: pfx` has no PEM block at all).
+pub fn split_cert_and_key(pem_text: &[u8]) -> (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>) {
+    const BEGIN: &str = "-----BEGIN ";
+    let mut certs = Zeroizing::new(Vec::new());
+    let mut keys = Zeroizing::new(Vec::new());
+    let text = String::from_utf8_lossy(pem_text);
+    let mut rest: &str = &text;
+    while let Some(start) = rest.find(BEGIN) {
+        let block = &rest[start..];
+        let Some(label_len) = block[BEGIN.len()..].find("-----") else { break };
+        let label = &block[BEGIN.len()..BEGIN.len() + label_len];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = block.find(&end_marker) else { break };
+        let whole = &block[..end + end_marker.len()];
+        rest = &block[end + end_marker.len()..];
+        let Ok((label, der)) = pem_rfc7468::decode_vec(whole.as_bytes()) else { continue };
+        let der = Zeroizing::new(der);
+        let Ok(encoded) = pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, &der) else {
+            continue;
+        };
+        let encoded = Zeroizing::new(encoded);
+        if label == "CERTIFICATE" {
+            certs.extend_from_slice(encoded.as_bytes());
+        } else {
+            keys.extend_from_slice(encoded.as_bytes());
+        }
+    }
+    (certs, keys)
+}
+
 fn decode_base64(s: &str) -> Result<Vec<u8>, FetchError> {
     let compact: Zeroizing<String> = Zeroizing::new(s.chars().filter(|c| !c.is_ascii_whitespace()).collect());
     STANDARD
@@ -127,5 +156,18 @@ mod tests {
         assert!(decode_hex("zz").is_err());
         assert_eq!(decode_base64("SGVs\nbG8=").unwrap(), b"Hello");
         assert!(decode_base64("***").is_err());
+    }
+
+    #[test]
+    fn split_re_encodes_blocks_by_label() {
+        let key = pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &[1, 2, 3]).unwrap();
+        let cert = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &[4, 5]).unwrap();
+        let crlf = cert.replace('\n', "\r\n");
+        let input = format!("junk\n{key}between\n{crlf}{cert}");
+        let (certs, keys) = split_cert_and_key(input.as_bytes());
+        assert_eq!(String::from_utf8(certs.to_vec()).unwrap(), format!("{cert}{cert}"));
+        assert_eq!(String::from_utf8(keys.to_vec()).unwrap(), key);
+        let (certs, keys) = split_cert_and_key(b"MIIK...base64 pfx");
+        assert!(certs.is_empty() && keys.is_empty());
     }
 }
