@@ -14,6 +14,9 @@ fn name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9][a-zA-Z0-9-]{0,30}"
 }
 
+/// Where proptest records failing cases (and replays them first): in the repository, beside this file.
+const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/csi_properties.proptest-regressions");
+
 #[test]
 fn file_permission_regression_0o0() {
     // The case proptest found ("0o0" generated as a bad mode): refused, as Go's ParseInt(s, 8, 32) refuses it.
@@ -22,11 +25,12 @@ fn file_permission_regression_0o0() {
 }
 
 proptest! {
-    // Failures are kept beside this file (csi_properties.proptest-regressions, in the repository): the default
-    // (SourceParallel) looks for a lib.rs or main.rs and finds none for an integration test, so it kept nothing.
+    // Failures are kept beside this file (csi_properties.proptest-regressions, in the repository). The default
+    // (SourceParallel) looks for a lib.rs or main.rs and finds none for an integration test, and WithSource saves
+    // relative to the working directory (the package, not the workspace), so neither kept anything.
     #![proptest_config(ProptestConfig {
         cases: 256,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
         ..ProptestConfig::default()
     })]
 
