@@ -408,3 +408,14 @@ async fn azure_wording_for_format_and_encoding_on_keys_and_certs() {
     }
     assert_eq!(kv.counters().keyvault, 0);
 }
+
+#[tokio::test]
+async fn pkcs12_key_attributes_are_not_written_like_azure() {
+    // keyattr.pfx (OpenSSL -keysig -CSP): the PKCS#8 carries a key-usage attribute, as Windows-made PFX files do.
+    let (kv, p) = setup().await;
+    let leaf = pem_der(&fixture("leaf.pem"));
+    kv.add_certificate("kv1", "win", &leaf, &STANDARD.encode(fixture("keyattr.pfx")), "application/x-pkcs12");
+    let r = p.mount(&sp_attrs(&["objectName: win\nobjectType: secret"]), SP).await.expect("mount");
+    let chain = fixture_text("leaf.pem") + &fixture_text("intermediate.pem") + &fixture_text("root.pem");
+    assert_eq!(text(&r, "win"), fixture_text("leaf.pkcs8.pem") + &chain, "plain PKCS#8, then leaf -> root");
+}

@@ -163,3 +163,27 @@ proptest! {
         let _ = arcseal_crypto::jwk::rsa_public_key_spki(&bytes[..half], &bytes[half..]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
+
+    /// The PKCS#8 attribute stripper reads DER from Key Vault's PFX: never panics, and what it returns is a
+    /// SEQUENCE it would not change again.
+    #[test]
+    fn pkcs8_attribute_stripper_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), tail in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let mut framed = vec![0x30, 0x81, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x00];
+        framed.extend_from_slice(&tail);
+        let len = framed.len() - 3;
+        framed[2] = u8::try_from(len).unwrap_or(0);
+        for input in [bytes.as_slice(), framed.as_slice()] {
+            if let Some(out) = arcseal_controller::csi::content::pkcs8_without_attributes(input) {
+                prop_assert_eq!(out[0], 0x30);
+                prop_assert!(arcseal_controller::csi::content::pkcs8_without_attributes(&out).is_none());
+            }
+        }
+    }
+}
