@@ -225,6 +225,7 @@ async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
             socket: path.clone(),
             timeout: args.healthz_timeout,
             path: args.healthz_path.clone(),
+            reuse_for: Duration::from_secs(1),
         };
         tracing::info!(%addr, path = %args.healthz_path, "serving health checks");
         tokio::spawn(async move {

@@ -285,8 +285,12 @@ async fn healthz_and_readyz_check_the_socket() {
     let (_kv, p) = setup().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config =
-        HealthConfig { socket: p.socket.clone(), timeout: Duration::from_secs(5), path: "/healthz".into() };
+    let config = HealthConfig {
+        socket: p.socket.clone(),
+        timeout: Duration::from_secs(5),
+        path: "/healthz".into(),
+        reuse_for: Duration::ZERO,
+    };
     tokio::spawn(health::serve(listener, config));
     for path in ["/healthz", "/readyz"] {
         let r = reqwest::get(format!("http://{addr}{path}")).await.expect("GET");

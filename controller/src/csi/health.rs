@@ -4,10 +4,13 @@
 //! when the driver can reach it), for readiness probes.
 //!
 //! Probing through the socket (not in-process) catches what a kubelet cannot see otherwise: a socket file removed or
-//! replaced on the host, or a gRPC server that no longer answers.
+//! replaced on the host, or a gRPC server that no longer answers. Concurrent probes share one check and its answer
+//! is reused for [`HealthConfig::reuse_for`], so a flood of requests on the port costs at most one socket dial per
+//! period (and cannot fail the kubelet's probe by exhausting anything).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -27,6 +30,17 @@ pub struct HealthConfig {
     pub timeout: Duration,
     /// The liveness path (`--healthz-path`, `/healthz`).
     pub path: String,
+    /// How long one check's answer serves later probes (1 s in production; zero checks every time).
+    pub reuse_for: Duration,
+}
+
+/// The last check: when, and its answer.
+type LastCheck = Option<(Instant, Result<(), String>)>;
+
+#[derive(Clone)]
+struct Shared {
+    config: HealthConfig,
+    last: Arc<tokio::sync::Mutex<LastCheck>>,
 }
 
 /// Asks the provider's socket for its health, as the driver would reach it.
@@ -58,8 +72,19 @@ pub async fn check(config: &HealthConfig) -> Result<(), String> {
         .unwrap_or_else(|_| Err(format!("no answer from the provider socket within {:?}", config.timeout)))
 }
 
-async fn probe(State(config): State<HealthConfig>) -> (StatusCode, String) {
-    match check(&config).await {
+async fn probe(State(shared): State<Shared>) -> (StatusCode, String) {
+    // One check at a time; waiters take its answer while it is fresh.
+    let mut last = shared.last.lock().await;
+    let answer = match &*last {
+        Some((at, answer)) if at.elapsed() < shared.config.reuse_for => answer.clone(),
+        _ => {
+            let answer = check(&shared.config).await;
+            *last = Some((Instant::now(), answer.clone()));
+            answer
+        }
+    };
+    drop(last);
+    match answer {
         Ok(()) => (StatusCode::OK, "ok".to_owned()),
         Err(reason) => {
             tracing::warn!(%reason, "health check failed");
@@ -74,7 +99,7 @@ pub fn router(config: HealthConfig) -> Router {
     if config.path != "/readyz" {
         router = router.route(&config.path, get(probe));
     }
-    router.with_state(config)
+    router.with_state(Shared { config, last: Arc::default() })
 }
 
 /// Serves the health endpoint on `listener` until the task is dropped.
