@@ -228,11 +228,7 @@ async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
             reuse_for: Duration::from_secs(1),
         };
         tracing::info!(%addr, path = %args.healthz_path, "serving health checks");
-        tokio::spawn(async move {
-            if let Err(e) = health::serve(health_listener, health).await {
-                tracing::error!(error = %e, "the health endpoint stopped");
-            }
-        });
+        tokio::spawn(health::serve(health_listener, health));
     }
     server::serve(listener, provider, shutdown_signal()).await?;
     let _ = std::fs::remove_file(&path);

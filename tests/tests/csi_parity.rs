@@ -299,6 +299,14 @@ async fn healthz_and_readyz_check_the_socket() {
     }
     let r = reqwest::get(format!("http://{addr}/metrics")).await.expect("GET");
     assert_eq!(r.status(), 404, "only the health paths");
+    // A client that never finishes its request head is disconnected (header read timeout), not served forever.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the server closed the slow connection");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"), "never answered");
     p.stop().await;
     let r = reqwest::get(format!("http://{addr}/healthz")).await.expect("GET");
     assert_eq!(r.status(), 503, "the socket no longer answers");
