@@ -412,15 +412,19 @@ stop_controller
 step "9. the CSI provider with the DaemonSet's flags"
 mkdir -m 0755 "$WORK/providers"
 CSI_METRICS_PORT=$(free_port)
+CSI_HEALTHZ_PORT=$(free_port)
 mapfile -t csi_args < <("$PY" deploy/test/args.py DaemonSet/arcseal-csi-provider \
-    endpoint="unix://$WORK/providers/arcseal.sock" metrics-addr="127.0.0.1:$CSI_METRICS_PORT" <"$R/kustomize-base.yaml")
+    endpoint="unix://$WORK/providers/arcseal.sock" metrics-addr="127.0.0.1:$CSI_METRICS_PORT" \
+    healthz-port="$CSI_HEALTHZ_PORT" <"$R/kustomize-base.yaml")
 [[ ${#csi_args[@]} -gt 0 && ${csi_args[0]} == csi-provider ]] || die "the DaemonSet does not run csi-provider"
 log "running: arcseal-controller ${csi_args[*]}"
 CONTROLLER_LOG=$WORK/csi-provider.log
 "$CONTROLLER" "${csi_args[@]}" >"$CONTROLLER_LOG" 2>&1 &
 CONTROLLER_PID=$!
-# The probes' path (GET /metrics on the port named metrics) must answer once the provider runs.
-poll 30 "the probes' GET /metrics" curl -fsS "http://127.0.0.1:$CSI_METRICS_PORT/metrics"
+# The probes' paths (GET /healthz and /readyz on the port named healthz) answer once the socket serves.
+poll 30 "the liveness probe's GET /healthz" curl -fsS "http://127.0.0.1:$CSI_HEALTHZ_PORT/healthz"
+poll 10 "the readiness probe's GET /readyz" curl -fsS "http://127.0.0.1:$CSI_HEALTHZ_PORT/readyz"
+poll 10 "GET /metrics" curl -fsS "http://127.0.0.1:$CSI_METRICS_PORT/metrics"
 poll 10 "the socket" test -S "$WORK/providers/arcseal.sock"
 # Connecting needs write permission on the socket: no group or other bits means only its owner (root in the
 # DaemonSet), i.e. the driver, can connect.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arcseal_controller::csi::cloud::{self, CloudOverrides};
+use arcseal_controller::csi::health;
 use arcseal_controller::csi::keyvault::RetryPolicy;
 use arcseal_controller::csi::metrics::{self, Metrics};
 use arcseal_controller::csi::server::{self, Provider, ProviderConfig};
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve Azure Key Vault objects to the Secrets Store CSI Driver (provider name `arcseal`).
-    CsiProvider(CsiProviderArgs),
+    CsiProvider(Box<CsiProviderArgs>),
     /// Decrypt SealedSecrets into Secrets in the cluster: a drop-in sealed-secrets controller (see
     /// controller/README-unseal.md).
     Unseal(Box<UnsealArgs>),
@@ -151,6 +152,26 @@ struct CsiProviderArgs {
     /// The longest total wait for a throttled (429) or failing (5xx) Key Vault within one mount.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     keyvault_max_wait: Duration,
+    /// Serve the health endpoint (--healthz-path and /readyz) on this port, on all interfaces, as Azure's provider
+    /// does; 0 turns it off.
+    #[arg(long, env = "ARCSEAL_CSI_HEALTHZ_PORT", default_value_t = 8989)]
+    healthz_port: u16,
+    /// Path of the liveness check.
+    #[arg(long, default_value = "/healthz")]
+    healthz_path: String,
+    /// Longest wait for the provider socket's answer to a health check.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    healthz_timeout: Duration,
+    /// Also write a certificate's secret as <file>.crt (its certificates) and <file>.key (its private key), besides
+    /// the usual file (Azure's flag of the same name).
+    #[arg(long, env = "ARCSEAL_CSI_WRITE_CERT_AND_KEY_IN_SEPARATE_FILES", default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    write_cert_and_key_in_separate_files: bool,
+    /// The only directory whose files cloudEnvFileName may name (AzureStackCloud). Unset: no SecretProviderClass
+    /// can make the provider read a node file; AzureStackCloud then needs --authority-host and
+    /// --keyvault-dns-suffix.
+    #[arg(long, env = "ARCSEAL_CSI_CLOUD_ENV_DIR")]
+    cloud_env_dir: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -181,20 +202,24 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     match cli.command {
-        Command::CsiProvider(args) => runtime.block_on(csi_provider(args)),
+        Command::CsiProvider(args) => runtime.block_on(csi_provider(*args)),
         Command::Unseal(args) => runtime.block_on(unseal(*args)),
     }
 }
 
 async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
-    let overrides =
-        CloudOverrides { authority_host: args.authority_host, keyvault_dns_suffix: args.keyvault_dns_suffix };
+    let overrides = CloudOverrides {
+        authority_host: args.authority_host,
+        keyvault_dns_suffix: args.keyvault_dns_suffix,
+        env_dir: args.cloud_env_dir,
+    };
     cloud::validate_overrides(&overrides).map_err(anyhow::Error::msg)?;
     let mut config = ProviderConfig::new(server::http_client(args.ca_bundle.as_deref(), &[])?);
     config.cloud = overrides;
     config.latest_ttl = args.latest_ttl;
     config.pinned_ttl = args.pinned_ttl;
     config.retry = RetryPolicy { max_total_wait: args.keyvault_max_wait, ..RetryPolicy::default() };
+    config.write_cert_and_key_in_separate_files = args.write_cert_and_key_in_separate_files;
     let metrics = Arc::new(Metrics::new());
     if let Some(addr) = args.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -207,6 +232,25 @@ async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
     let path = server::socket_path(&args.endpoint)?;
     let listener = server::bind(&path)?;
     tracing::info!(socket = %path.display(), "arcseal CSI provider listening");
+    if args.healthz_port != 0 {
+        anyhow::ensure!(
+            args.healthz_path.starts_with('/'),
+            "--healthz-path {:?} must start with /",
+            args.healthz_path
+        );
+        let addr = SocketAddr::from(([0, 0, 0, 0], args.healthz_port));
+        let health_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --healthz-port {addr}"))?;
+        let health = health::HealthConfig {
+            socket: path.clone(),
+            timeout: args.healthz_timeout,
+            path: args.healthz_path.clone(),
+            reuse_for: Duration::from_secs(1),
+        };
+        tracing::info!(%addr, path = %args.healthz_path, "serving health checks");
+        tokio::spawn(health::serve(health_listener, health));
+    }
     server::serve(listener, provider, shutdown_signal()).await?;
     let _ = std::fs::remove_file(&path);
     tracing::info!("stopped");

@@ -8,13 +8,31 @@ use arcseal_controller::csi::params::{
     parse_permission, parse_secrets,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 fn name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9][a-zA-Z0-9-]{0,30}"
 }
 
+/// Where proptest records failing cases (and replays them first): in the repository, beside this file.
+const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/csi_properties.proptest-regressions");
+
+#[test]
+fn file_permission_regression_0o0() {
+    // The case proptest found ("0o0" generated as a bad mode): refused, as Go's ParseInt(s, 8, 32) refuses it.
+    assert!(params::parse_file_permission("0o0").is_err());
+    assert!(params::parse_file_permission("0o644").is_err());
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Failures are kept beside this file (csi_properties.proptest-regressions, in the repository). The default
+    // (SourceParallel) looks for a lib.rs or main.rs and finds none for an integration test, and WithSource saves
+    // relative to the working directory (the package, not the workspace), so neither kept anything.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn no_parser_panics_on_arbitrary_text(s in "\\PC{0,400}") {
@@ -56,12 +74,47 @@ proptest! {
         prop_assert_eq!(quoted.is_ok(), mode <= 0o777);
     }
 
-    // The bad modes hold a character that is neither an octal digit nor the `o` of a `0o` prefix: "0o0" is a
-    // valid mode, and generating it as a bad one made this test fail at random.
+    /// `bad` holds a character that is not an octal digit, so it must be refused. It used to fail at random: the
+    /// parser took a Rust-style `0o` prefix (so `0o0` passed), which Azure's Go `strconv.ParseInt(s, 8, 32)` never
+    /// accepts. The parser now takes octal digits only, as Azure's does.
     #[test]
-    fn file_permission_is_octal_and_bounded(mode in 0u32..0o1000, bad in "[0-7]{0,2}[89a-np-z][0-9a-z]{0,2}") {
+    fn file_permission_is_octal_and_bounded(mode in 0u32..0o1000, bad in "[0-7]{0,2}[89a-z][0-9a-z]{0,2}") {
         prop_assert_eq!(params::parse_file_permission(&format!("0{mode:o}")).unwrap(), mode);
+        prop_assert_eq!(params::parse_file_permission(&format!("{mode:o}")).unwrap(), mode);
         prop_assert!(params::parse_file_permission(&bad).is_err());
+    }
+
+    /// objectAlias: whatever comes in, an accepted path is what the driver accepts (relative, clean, no '..',
+    /// components of at most 255 bytes) and cleaning is idempotent.
+    #[test]
+    fn file_names_accepted_are_clean_relative_paths(s in "([a-z.]{0,3}/{0,2}){0,6}|\\PC{0,300}") {
+        if let Ok(clean) = params::validate_file_name(&s) {
+            prop_assert!(!clean.is_empty() && !clean.starts_with('/') && !clean.ends_with('/'));
+            prop_assert!(!clean.contains(".."));
+            prop_assert!(clean.split('/').all(|c| !c.is_empty() && c != "." && c.len() <= 255));
+            prop_assert!(clean.len() <= 4096);
+            prop_assert_eq!(params::validate_file_name(&clean), Ok(clean.clone()));
+            prop_assert!(!s.starts_with('/'));
+        }
+    }
+
+    #[test]
+    fn sub_folder_aliases_parse_back_cleaned(parts in proptest::collection::vec("[A-Za-z0-9_-][A-Za-z0-9_.-]{0,10}", 1..5), doubled in any::<bool>()) {
+        prop_assume!(parts.iter().all(|p| !p.contains("..")));
+        let sep = if doubled { "//" } else { "/" };
+        let yaml = format!("array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: \"{}\"\n", parts.join(sep));
+        prop_assert_eq!(&parse_objects(&yaml).unwrap()[0].alias, &parts.join("/"));
+    }
+
+    #[test]
+    fn cert_and_key_split_never_panics_and_keeps_only_pem(bytes in proptest::collection::vec(any::<u8>(), 0..400), pemish in "(-----(BEGIN|END) [A-Z ]{0,12}-----\n[A-Za-z0-9+/=\n]{0,40}){0,4}") {
+        for input in [bytes.as_slice(), pemish.as_bytes()] {
+            let (certs, keys) = arcseal_controller::csi::content::split_cert_and_key(input);
+            for part in [&certs, &keys] {
+                let t = String::from_utf8(part.to_vec()).unwrap();
+                prop_assert!(t.is_empty() || (t.starts_with("-----BEGIN ") && t.ends_with("-----\n")));
+            }
+        }
     }
 
     #[test]
@@ -75,7 +128,8 @@ proptest! {
         let mut expect = Vec::new();
         for (i, (n, t, alias, hist, enc, perm)) in objs.iter().enumerate() {
             let ty = ["secret", "key", "cert"][*t];
-            let alias = alias.clone().filter(|a| a != "." && a != "..").unwrap_or_else(|| format!("{n}-{i}"));
+            // Azure refuses '..' anywhere in a file name; '.' names no file.
+            let alias = alias.clone().filter(|a| a != "." && !a.contains("..")).unwrap_or_else(|| format!("{n}-{i}"));
             if !seen.insert(alias.clone()) { continue; }
             let enc = if ty == "secret" { ["utf-8", "hex", "base64"][*enc] } else { "utf-8" };
             yaml.push_str(&format!("  - |\n    objectName: {n}\n    objectType: {ty}\n    objectAlias: \"{alias}\"\n    objectVersionHistory: {hist}\n    objectEncoding: {enc}\n"));
@@ -88,7 +142,8 @@ proptest! {
             prop_assert_eq!(&o.name, &n);
             prop_assert_eq!(o.object_type.as_str(), ty);
             prop_assert_eq!(&o.alias, &alias);
-            prop_assert_eq!(o.version_history, hist);
+            // 0 and 1 both mean "the single selected version" (Azure's IsSyncingSingleVersion).
+            prop_assert_eq!(o.version_history, if hist <= 1 { 0 } else { hist });
             prop_assert_eq!(o.format, ObjectFormat::Pem);
             let e = match enc { "hex" => ObjectEncoding::Hex, "base64" => ObjectEncoding::Base64, _ => ObjectEncoding::Utf8 };
             prop_assert_eq!(o.encoding, e);
@@ -106,5 +161,29 @@ proptest! {
         let half = bytes.len() / 2;
         let _ = arcseal_crypto::jwk::ec_public_key_spki(&crv, &bytes[..half], &bytes[half..]);
         let _ = arcseal_crypto::jwk::rsa_public_key_spki(&bytes[..half], &bytes[half..]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        ..ProptestConfig::default()
+    })]
+
+    /// The PKCS#8 attribute stripper reads DER from Key Vault's PFX: never panics, and what it returns is a
+    /// SEQUENCE it would not change again.
+    #[test]
+    fn pkcs8_attribute_stripper_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), tail in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let mut framed = vec![0x30, 0x81, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x00];
+        framed.extend_from_slice(&tail);
+        let len = framed.len() - 3;
+        framed[2] = u8::try_from(len).unwrap_or(0);
+        for input in [bytes.as_slice(), framed.as_slice()] {
+            if let Some(out) = arcseal_controller::csi::content::pkcs8_without_attributes(input) {
+                prop_assert_eq!(out[0], 0x30);
+                prop_assert!(arcseal_controller::csi::content::pkcs8_without_attributes(&out).is_none());
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod cloud;
 pub mod content;
+pub mod health;
 pub mod identity;
 pub mod keyvault;
 pub mod metrics;

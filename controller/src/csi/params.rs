@@ -22,8 +22,12 @@ use zeroize::Zeroizing;
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// Most objects one mount may ask for: each costs a Key Vault call on a cache miss.
 pub const MAX_OBJECTS: usize = 256;
-/// Most versions one object may sync with `objectVersionHistory`.
-pub const MAX_VERSION_HISTORY: u32 = 64;
+/// Largest `objectVersionHistory`: Azure's field is an int32 and has no other bound. What bounds a mount instead is
+/// the size of its response ([`crate::csi::server::MAX_RESPONSE_BYTES`]): a mount whose files add up to more fails
+/// with `MountTooLarge`, and versions are fetched a few at a time, stopping at that size.
+pub const MAX_VERSION_HISTORY: u32 = i32::MAX as u32;
+/// `objectVersion: latest` means the newest version, as in Azure's multiple-versions example.
+pub const LATEST_VERSION: &str = "latest";
 /// The audience of the service account token used as a client assertion for workload identity.
 pub const WORKLOAD_IDENTITY_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -179,7 +183,8 @@ pub fn parse_permission(raw: &str) -> Result<u32, ParamError> {
 /// Parses an octal `filePermission` such as `"0600"` or `"644"`; at most 0777.
 pub fn parse_file_permission(raw: &str) -> Result<u32, String> {
     let t = raw.trim();
-    let digits = t.strip_prefix("0o").unwrap_or(t);
+    // Azure parses it with Go's strconv.ParseInt(s, 8, 32): octal digits only, no "0o" prefix.
+    let digits = t;
     if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(format!(
             "invalid filePermission {:?}: expected an octal mode such as \"0644\", at most \"0777\"",
@@ -242,9 +247,9 @@ pub struct KeyVaultObject {
     pub name: String,
     /// `objectType`.
     pub object_type: ObjectType,
-    /// File name (`objectAlias`, default `objectName`).
+    /// File path relative to the volume (`objectAlias`, default `objectName`), cleaned; may hold sub-folders.
     pub alias: String,
-    /// Pinned version id, or None for latest.
+    /// Pinned version id, or None for latest (also for `objectVersion: latest`).
     pub version: Option<String>,
     /// `objectVersionHistory`: 0 or 1 means only the selected version, as a file named `alias`.
     pub version_history: u32,
@@ -356,16 +361,18 @@ pub fn parse_objects(raw: &str) -> Result<Vec<KeyVaultObject>, ParamError> {
         };
         out.push(validate_object(index, raw)?);
     }
-    // Two objects writing the same file would make the mount's content depend on order.
-    let mut seen = std::collections::BTreeSet::new();
+    // Two objects writing the same file would make the mount's content depend on order (Azure's provider writes
+    // the last one, silently); a file that is also another object's folder cannot be written at all.
     for (index, o) in out.iter().enumerate() {
-        if !seen.insert(o.alias.as_str()) {
+        if let Some(other) = out[..index].iter().find(|p| paths_collide(&p.alias, &o.alias)) {
             return Err(ParamError::Object {
                 index,
                 name: o.name.clone(),
                 reason: format!(
-                    "file name {:?} is used by another object: set a unique objectAlias",
-                    o.alias
+                    "file name {:?} collides with {:?} of objectName {}: set a unique objectAlias",
+                    truncate(&o.alias),
+                    truncate(&other.alias),
+                    other.name
                 ),
             });
         }
@@ -396,9 +403,10 @@ fn validate_object(index: usize, raw: RawObject) -> Result<KeyVaultObject, Param
     };
     let alias = trim(raw.object_alias);
     let alias = if alias.is_empty() { name.clone() } else { alias };
-    validate_file_name(&alias).map_err(|r| err(format!("objectAlias {:?}: {r}", truncate(&alias))))?;
+    let alias =
+        validate_file_name(&alias).map_err(|r| err(format!("objectAlias {:?}: {r}", truncate(&alias))))?;
     let version = trim(raw.object_version);
-    let version = if version.is_empty() {
+    let version = if version.is_empty() || version.eq_ignore_ascii_case(LATEST_VERSION) {
         None
     } else if version.len() <= 64 && version.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Some(version)
@@ -452,11 +460,14 @@ fn validate_object(index: usize, raw: RawObject) -> Result<KeyVaultObject, Param
     })
 }
 
+/// Azure's `IsSyncingSingleVersion`: anything up to 1 (negative included) is the single selected version.
 fn history(n: i64) -> Result<u32, String> {
-    match u32::try_from(n) {
-        Ok(n) if n <= MAX_VERSION_HISTORY => Ok(n),
-        _ => Err(format!("objectVersionHistory {n} is out of range: 0 to {MAX_VERSION_HISTORY}")),
+    if n <= 1 {
+        return Ok(0);
     }
+    u32::try_from(n).ok().filter(|n| *n <= MAX_VERSION_HISTORY).ok_or_else(|| {
+        format!("objectVersionHistory {n} is out of range: at most {MAX_VERSION_HISTORY} (an int32, as in Azure's provider)")
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -468,24 +479,50 @@ pub fn is_key_vault_name(s: &str) -> bool {
     (1..=127).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// A file name the driver will accept and that stays inside the volume: one relative path segment.
-pub fn validate_file_name(s: &str) -> Result<(), &'static str> {
+/// Longest path the driver writes (Kubernetes' atomic writer: 4096 bytes, 255 per component).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest path component the driver writes.
+pub const MAX_PATH_COMPONENT_BYTES: usize = 255;
+
+/// Validates a file path (`objectAlias`, default `objectName`) as Azure's provider does, and returns it in the
+/// clean form the driver accepts (no empty or `.` components, no trailing `/`).
+///
+/// Azure's `validateFileName` refuses only: an empty name, an absolute path, a `..` component and, as a fallback,
+/// any `..` substring. Sub-folders (`certs/tls.crt`) are accepted, and the driver creates the folders. On top of
+/// that, what the driver itself would refuse at write time is refused here, with the object named: a NUL byte, a
+/// path over 4096 bytes or a component over 255 bytes.
+pub fn validate_file_name(s: &str) -> Result<String, &'static str> {
     if s.is_empty() {
-        return Err("must not be empty");
+        return Err("file name must not be empty");
     }
-    if s.len() > 253 {
-        return Err("must be at most 253 bytes");
+    if s.starts_with('/') {
+        return Err("file name must be a relative path");
     }
-    if s == "." || s == ".." {
-        return Err("must not be '.' or '..'");
+    if s.split('/').any(|c| c == "..") || s.contains("..") {
+        return Err("file name must not contain '..'");
     }
-    if s.contains(['/', '\\', '\0']) {
-        return Err("must be a file name, without '/', '\\' or NUL");
+    if s.contains('\0') {
+        return Err("file name must not contain NUL");
     }
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters");
+    let clean: Vec<&str> = s.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if clean.is_empty() {
+        return Err("file name must name a file, not the volume's root");
     }
-    Ok(())
+    if clean.iter().any(|c| c.len() > MAX_PATH_COMPONENT_BYTES) {
+        return Err("each path component must be at most 255 bytes");
+    }
+    let clean = clean.join("/");
+    if clean.len() > MAX_PATH_BYTES {
+        return Err("file path must be at most 4096 bytes");
+    }
+    Ok(clean)
+}
+
+/// Whether two cleaned paths cannot both be written: the same file, or one is a folder of the other.
+pub fn paths_collide(a: &str, b: &str) -> bool {
+    a == b
+        || (a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/')
+        || (b.len() > a.len() && b.starts_with(a) && b.as_bytes()[a.len()] == b'/')
 }
 
 /// The identity a mount authenticates to Entra ID with.
@@ -529,6 +566,27 @@ impl fmt::Debug for IdentityRequest {
 }
 
 impl IdentityRequest {
+    /// Which identity, for error messages: the mode and its client id (never a secret or a token), and what to
+    /// check when Entra ID refuses it. `pod` gives the service account of a workload identity.
+    pub fn describe(&self, pod: &PodInfo) -> String {
+        match self {
+            Self::Workload { client_id, .. } => format!(
+                "workload identity (clientID {client_id}, service account {}/{}; check that the identity has a federated credential for system:serviceaccount:{}:{})",
+                pod.namespace, pod.service_account, pod.namespace, pod.service_account
+            ),
+            Self::ServicePrincipal { client_id, .. } => format!(
+                "service principal (clientid {client_id} from nodePublishSecretRef; check its clientsecret and that it is not expired)"
+            ),
+            Self::VmManagedIdentity { user_assigned_id: Some(id) } => format!(
+                "VM managed identity (userAssignedIdentityID {id}; check that it is assigned to the node's VM or scale set)"
+            ),
+            Self::VmManagedIdentity { user_assigned_id: None } => {
+                "VM managed identity (system-assigned; check that the node's VM or scale set has one)"
+                    .to_owned()
+            }
+        }
+    }
+
     /// Short label for metrics and logs.
     pub fn mode(&self) -> &'static str {
         match self {
@@ -831,11 +889,44 @@ mod tests {
 
     #[test]
     fn unsafe_aliases_rejected() {
-        for alias in ["../x", "a/b", "..", "."] {
+        // Azure's rule: no absolute path, no '..' (component or substring); plus what the driver cannot write.
+        for alias in ["../x", "..", ".", "/etc/passwd", "a/../b", "a..b", "./", "x/\\u0000"] {
             let y = format!(
                 "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: \"{alias}\"\n"
             );
             assert!(parse_objects(&y).is_err(), "{alias}");
         }
+        assert!(validate_file_name(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn sub_folder_aliases_accepted_and_cleaned() {
+        for (alias, clean) in
+            [("certs/tls.crt", "certs/tls.crt"), ("folder//x/", "folder/x"), ("./a/./b", "a/b")]
+        {
+            let y = format!(
+                "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: \"{alias}\"\n"
+            );
+            assert_eq!(parse_objects(&y).unwrap()[0].alias, clean, "{alias}");
+        }
+        let e = parse_objects(
+            "array:\n  - |\n    objectName: a\n    objectType: secret\n  - |\n    objectName: b\n    objectType: secret\n    objectAlias: a/b\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("collides with \"a\" of objectName a"), "{e}");
+    }
+
+    #[test]
+    fn history_and_latest_like_azure() {
+        let one = |extra: &str| {
+            parse_objects(&format!("array:\n  - |\n    objectName: a\n    objectType: secret\n{extra}"))
+        };
+        assert_eq!(one("    objectVersionHistory: 200\n").unwrap()[0].version_history, 200);
+        assert_eq!(one("    objectVersionHistory: -3\n").unwrap()[0].version_history, 0);
+        assert!(one("    objectVersionHistory: 4294967296\n").is_err());
+        let o = one("    objectVersion: latest\n    objectVersionHistory: 2\n").unwrap();
+        assert_eq!((o[0].version.clone(), o[0].version_history), (None, 2));
+        assert!(parse_file_permission("0o644").is_err(), "Go's ParseInt(s, 8) takes no 0o prefix");
+        assert_eq!(parse_file_permission("0644").unwrap(), 0o644);
     }
 }

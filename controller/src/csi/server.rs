@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use azure_core::http::{HttpClient, Transport};
 use futures::future::try_join_all;
+use futures::{StreamExt as _, stream};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
@@ -46,6 +47,11 @@ pub struct ProviderConfig {
     pub retry: RetryPolicy,
     /// Most cached objects.
     pub max_cache_entries: usize,
+    /// Largest response (sum of file sizes); the driver's own receive limit is [`MAX_RESPONSE_BYTES`].
+    pub max_response_bytes: usize,
+    /// `--write-cert-and-key-in-separate-files` (Azure's flag): a certificate's secret also gives `<file>.crt` and
+    /// `<file>.key`, besides the usual file.
+    pub write_cert_and_key_in_separate_files: bool,
 }
 
 impl ProviderConfig {
@@ -58,6 +64,8 @@ impl ProviderConfig {
             pinned_ttl: Duration::from_secs(24 * 3600),
             retry: RetryPolicy::default(),
             max_cache_entries: 50_000,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+            write_cert_and_key_in_separate_files: false,
         }
     }
 }
@@ -127,22 +135,30 @@ impl MountError {
         Self { code: "InvalidParameters", grpc: tonic::Code::InvalidArgument, message: e.to_string() }
     }
 
-    fn object(o: &KeyVaultObject, vault: &str, e: &FetchError) -> Self {
+    fn object(o: &KeyVaultObject, params: &MountParams, e: &FetchError) -> Self {
+        let vault = &params.keyvault_name;
         let grpc = match e.kind {
             FetchErrorKind::NotFound => tonic::Code::NotFound,
             FetchErrorKind::Forbidden => tonic::Code::PermissionDenied,
             FetchErrorKind::Disabled => tonic::Code::FailedPrecondition,
-            FetchErrorKind::Throttled => tonic::Code::ResourceExhausted,
+            // What Azure's provider answers for every failure (a plain Go error): the driver reports
+            // RESOURCE_EXHAUSTED as a --max-call-recv-msg-size problem, which a throttled vault is not.
+            FetchErrorKind::Throttled => tonic::Code::Unknown,
             FetchErrorKind::Authentication => tonic::Code::Unauthenticated,
             // Not UNAVAILABLE: the driver's gRPC client would retry that at once, three times.
             FetchErrorKind::Unavailable => tonic::Code::Aborted,
             _ => tonic::Code::FailedPrecondition,
         };
+        // One node serves many identities: say which one Entra ID refused.
+        let who = match e.kind {
+            FetchErrorKind::Authentication => format!(" as {}", params.identity.describe(&params.pod)),
+            _ => String::new(),
+        };
         Self {
             code: e.kind.code(),
             grpc,
             message: format!(
-                "{} {} (file {}) in vault {vault}: {e}",
+                "{} {} (file {}) in vault {vault}{who}: {e}",
                 o.object_type.as_str(),
                 o.name,
                 o.alias
@@ -150,9 +166,34 @@ impl MountError {
         }
     }
 
+    fn too_large(size: usize, limit: usize) -> Self {
+        Self {
+            code: "MountTooLarge",
+            grpc: tonic::Code::FailedPrecondition,
+            message: format!(
+                "the objects add up to at least {size} bytes, above the {limit}-byte limit of one mount: mount fewer objects or versions per volume (objectVersionHistory)"
+            ),
+        }
+    }
+
+    fn collision(a: &str, b: &str) -> Self {
+        Self {
+            code: "InvalidParameters",
+            grpc: tonic::Code::InvalidArgument,
+            message: format!(
+                "files {a:?} and {b:?} cannot both be written (the same file, or a file that is another's folder): set unique objectAlias values"
+            ),
+        }
+    }
+
     /// The stable code (also the metrics label).
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    /// The gRPC status code the driver gets.
+    pub fn grpc_code(&self) -> tonic::Code {
+        self.grpc
     }
 
     fn into_status(self) -> Status {
@@ -209,20 +250,26 @@ impl Provider {
         let mut response = MountResponse::default();
         let mut size = 0usize;
         for (files, versions) in per_object {
-            for f in &files {
-                size += f.contents.len() + f.path.len() + 16;
-            }
+            size += files.iter().map(file_size).sum::<usize>();
             response.files.extend(files);
             response.object_version.extend(versions);
         }
-        if size > MAX_RESPONSE_BYTES {
-            return Err(MountError {
-                code: "MountTooLarge",
-                grpc: tonic::Code::FailedPrecondition,
-                message: format!(
-                    "the objects add up to {size} bytes, above the driver's {MAX_RESPONSE_BYTES}-byte limit: mount fewer objects or versions per volume"
-                ),
-            });
+        if size > self.config.max_response_bytes {
+            return Err(MountError::too_large(size, self.config.max_response_bytes));
+        }
+        // History folders and .crt/.key files can collide with another object's file; refuse, never overwrite.
+        let mut paths = std::collections::HashSet::with_capacity(response.files.len());
+        for f in &response.files {
+            if !paths.insert(f.path.as_str()) {
+                return Err(MountError::collision(&f.path, &f.path));
+            }
+        }
+        for f in &response.files {
+            // Every folder of the path (`a` and `a/b` of `a/b/c`) must not also be a file.
+            let mut folders = f.path.match_indices('/').map(|(i, _)| &f.path[..i]);
+            if let Some(folder) = folders.find(|d| paths.contains(d)) {
+                return Err(MountError::collision(folder, &f.path));
+            }
         }
         Ok(response)
     }
@@ -251,7 +298,13 @@ impl MountContext<'_> {
         let (result, lookup) = p
             .objects
             .get_or_fetch(&key, ttl, || async move {
-                keyvault::fetch(&clients, o.object_type, &o.name, version, p.config.retry, &p.metrics).await
+                let start = Instant::now();
+                let r =
+                    keyvault::fetch(&clients, o.object_type, &o.name, version, p.config.retry, &p.metrics)
+                        .await;
+                let error = r.as_ref().err().map_or("", |e| e.kind.code());
+                p.metrics.azure_keyvault_request(o.object_type.as_str(), &o.name, error, start.elapsed());
+                r
             })
             .await;
         p.metrics.cache_lookup(lookup.as_str());
@@ -270,7 +323,12 @@ impl MountContext<'_> {
         let (result, lookup) = p
             .versions
             .get_or_fetch(&key, p.config.latest_ttl, || async move {
-                keyvault::list_versions(&clients, o.object_type, &o.name, p.config.retry, &p.metrics).await
+                let start = Instant::now();
+                let r = keyvault::list_versions(&clients, o.object_type, &o.name, p.config.retry, &p.metrics)
+                    .await;
+                let error = r.as_ref().err().map_or("", |e| e.kind.code());
+                p.metrics.azure_keyvault_request(o.object_type.as_str(), &o.name, error, start.elapsed());
+                r
             })
             .await;
         p.metrics.cache_lookup(lookup.as_str());
@@ -282,19 +340,40 @@ impl MountContext<'_> {
         o.file_permission.unwrap_or(self.params.default_mode) as i32
     }
 
+    /// The file(s) of one fetched version: `path`, plus `path.crt` and `path.key` for a certificate's secret when
+    /// the provider writes them separately (Azure's order: .crt, .key, then the file itself).
+    fn files_of(
+        &self,
+        o: &KeyVaultObject,
+        fetched: &Fetched,
+        path: String,
+        id: String,
+    ) -> Result<(Vec<proto::File>, Vec<proto::ObjectVersion>), FetchError> {
+        let contents = content::render(o, fetched)?;
+        let version = fetched.version().to_owned();
+        let mut files = Vec::with_capacity(3);
+        if self.provider.config.write_cert_and_key_in_separate_files
+            && let Fetched::Secret(s) = fetched
+            && s.kid.is_some()
+        {
+            let (certs, keys) = content::split_cert_and_key(&contents);
+            files.push(file(format!("{path}.crt"), self.mode(o), certs));
+            files.push(file(format!("{path}.key"), self.mode(o), keys));
+        }
+        files.push(file(path, self.mode(o), contents));
+        let versions =
+            files.iter().map(|_| proto::ObjectVersion { id: id.clone(), version: version.clone() }).collect();
+        Ok((files, versions))
+    }
+
     async fn object(
         &self,
         o: &KeyVaultObject,
     ) -> Result<(Vec<proto::File>, Vec<proto::ObjectVersion>), MountError> {
-        let vault = self.params.keyvault_name.as_str();
-        let err = |e: FetchError| MountError::object(o, vault, &e);
+        let err = |e: FetchError| MountError::object(o, self.params, &e);
         if o.version_history <= 1 {
             let fetched = self.fetch(o, o.version.as_deref()).await.map_err(err)?;
-            let contents = content::render(o, &fetched).map_err(err)?;
-            return Ok((
-                vec![file(o.alias.clone(), self.mode(o), contents)],
-                vec![proto::ObjectVersion { id: o.id(), version: fetched.version().to_owned() }],
-            ));
+            return self.files_of(o, &fetched, o.alias.clone(), o.id()).map_err(err);
         }
         let all = self.versions(o).await.map_err(err)?;
         let start = match &o.version {
@@ -308,6 +387,7 @@ impl MountContext<'_> {
                 })
             })?,
         };
+        // Every version asked for, or all there are when fewer exist (Azure's behaviour, without its extra one).
         let wanted: Vec<&String> = all.iter().skip(start).take(o.version_history as usize).collect();
         if wanted.is_empty() {
             return Err(err(FetchError {
@@ -317,19 +397,36 @@ impl MountContext<'_> {
                 message: "the object has no enabled version".into(),
             }));
         }
-        let fetched = try_join_all(wanted.iter().map(|v| self.fetch(o, Some(v)))).await.map_err(err)?;
-        let mut files = Vec::with_capacity(fetched.len());
-        let mut versions = Vec::with_capacity(fetched.len());
-        for (i, f) in fetched.iter().enumerate() {
-            let contents = content::render(o, f).map_err(err)?;
-            files.push(file(format!("{}/{i}", o.alias), self.mode(o), contents));
-            versions.push(proto::ObjectVersion {
-                id: format!("{}/{i}", o.id()),
-                version: f.version().to_owned(),
-            });
+        // A few versions at a time, stopping once the response would exceed the driver's limit: a large
+        // objectVersionHistory costs Key Vault calls only for what can be returned.
+        // Made up front (not yet polled): a closure inside the stream would not be Send for every lifetime.
+        let pending: Vec<_> = wanted.iter().map(|v| self.fetch(o, Some(v.as_str()))).collect();
+        let mut fetches = stream::iter(pending).buffered(4);
+        let mut files = Vec::with_capacity(wanted.len());
+        let mut versions = Vec::with_capacity(wanted.len());
+        let mut size = 0usize;
+        let mut i = 0usize;
+        while let Some(fetched) = fetches.next().await {
+            let fetched = fetched.map_err(err)?;
+            let (f, v) = self
+                .files_of(o, &fetched, format!("{}/{i}", o.alias), format!("{}/{i}", o.id()))
+                .map_err(err)?;
+            size += f.iter().map(file_size).sum::<usize>();
+            let limit = self.provider.config.max_response_bytes;
+            if size > limit {
+                return Err(MountError::too_large(size, limit));
+            }
+            files.extend(f);
+            versions.extend(v);
+            i += 1;
         }
         Ok((files, versions))
     }
+}
+
+/// What a file adds to the response, roughly as encoded.
+fn file_size(f: &proto::File) -> usize {
+    f.contents.len() + f.path.len() + 16
 }
 
 fn file(path: String, mode: i32, contents: Zeroizing<Vec<u8>>) -> proto::File {
@@ -344,6 +441,7 @@ pub struct ProviderService(pub Arc<Provider>);
 #[tonic::async_trait]
 impl CsiDriverProvider for ProviderService {
     async fn version(&self, _req: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+        self.0.metrics.azure_grpc_request(VERSION_METHOD, "OK", "", Duration::ZERO);
         Ok(Response::new(VersionResponse {
             version: "v1alpha1".into(),
             runtime_name: RUNTIME_NAME.into(),
@@ -359,15 +457,43 @@ impl CsiDriverProvider for ProviderService {
         match result {
             Ok(resp) => {
                 self.0.metrics.mount("ok", took);
+                self.0.metrics.azure_grpc_request(MOUNT_METHOD, "OK", "", took);
                 tracing::info!(files = resp.files.len(), ms = took.as_secs_f64() * 1000.0, "mount served");
                 Ok(Response::new(resp))
             }
             Err(e) => {
                 self.0.metrics.mount(e.code(), took);
+                self.0.metrics.azure_grpc_request(
+                    MOUNT_METHOD,
+                    grpc_code_name(e.grpc_code()),
+                    e.code(),
+                    took,
+                );
                 tracing::warn!(code = e.code(), error = %e.message, "mount failed");
                 Err(e.into_status())
             }
         }
+    }
+}
+
+/// The full gRPC method names, as Azure's `grpc_method` label has them.
+const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
+const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
+
+/// Go's `codes.Code.String()` for the codes a mount can end with (Azure's `grpc_code` label).
+fn grpc_code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::InvalidArgument => "InvalidArgument",
+        tonic::Code::NotFound => "NotFound",
+        tonic::Code::PermissionDenied => "PermissionDenied",
+        tonic::Code::FailedPrecondition => "FailedPrecondition",
+        tonic::Code::Unauthenticated => "Unauthenticated",
+        tonic::Code::Aborted => "Aborted",
+        tonic::Code::ResourceExhausted => "ResourceExhausted",
+        tonic::Code::Unavailable => "Unavailable",
+        tonic::Code::Internal => "Internal",
+        _ => "Unknown",
     }
 }
 
