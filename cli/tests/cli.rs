@@ -21,9 +21,9 @@ fn failed(out: &Output) -> String {
 }
 
 fn fixtures() -> PathBuf {
-    std::env::var_os("ARCSEAL_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sealed-secrets")
-    })
+    std::env::var_os("ARCSEAL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/sealed-secrets"))
 }
 
 fn fixture(name: &str) -> String {
