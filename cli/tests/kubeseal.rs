@@ -293,3 +293,27 @@ fn the_arcseal_env_helper_is_used() {
     let out = ok(&arcseal_env(&["seal"], Some(SECRET.as_bytes()), &[("SEALED_SECRETS_CERT", &keys.cert())]));
     assert!(out.contains("kind: SealedSecret"));
 }
+
+#[test]
+fn a_terminal_on_stdin_gets_kubeseals_hint() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give the command a terminal");
+        return;
+    }
+    let keys = Keys::new();
+    let command = format!("{} seal --cert {}", env!("CARGO_BIN_EXE_arcseal"), keys.cert());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("KUBECONFIG", "/nonexistent")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    // The Secret typed on the terminal, then ^D.
+    child.stdin.take().unwrap().write_all(format!("{SECRET}\u{4}").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(tty detected: expecting json/yaml k8s resource in stdin)"), "{text}");
+    assert!(text.contains("kind: SealedSecret"), "{text}");
+}
