@@ -112,7 +112,7 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     if bytes.len() as u64 > max {
         return Err(Error::input(
             &Location::source(path.display().to_string()),
-            format!("larger than {} KiB; that is not a certificate (give the PEM file)", max >> 10),
+            format!("larger than {} KiB; that is not a certificate file (give the PEM file)", max >> 10),
         ));
     }
     Ok(bytes)

@@ -381,3 +381,31 @@ fn the_namespace_comes_from_the_kubeconfig_like_kubectl() {
     ));
     assert!(!out.contains("namespace:"), "{out}");
 }
+
+#[test]
+fn rotate_never_edits_a_copy_of_the_value_instead_of_its_node() {
+    let old = Dir::with_keys();
+    let new = Dir::with_keys();
+    let sealed = old.seal(SECRET);
+    let doc: serde_json::Value = serde_saphyr::from_str(&sealed).unwrap();
+    let value = doc["spec"]["encryptedData"]["password"].as_str().unwrap().to_owned();
+    // The node spells its first character as an escape; the annotation holds the plain copy.
+    let escaped = format!("\"\\x{:02x}{}\"", value.as_bytes()[0], &value[1..]);
+    let text = sealed.replacen(&format!("password: {value}"), &format!("password: {escaped}"), 1).replacen(
+        "annotations:\n",
+        &format!(
+            "annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{{\"spec\":{{\"encryptedData\":{{\"password\":\"{value}\"}}}}}}'\n"
+        ),
+        1,
+    );
+    assert!(text.contains(&escaped) && text.contains("last-applied"), "{text}");
+    let file = old.write("repo/s.yaml", &text);
+    let keys = format!("{},{}", old.path("key.pem"), new.path("key.pem"));
+    let out = arcseal(
+        &["rotate", &old.path("repo"), "--private-key", &keys, "--cert", &new.path("cert.pem")],
+        None,
+    );
+    let err = failed(&out);
+    assert!(err.contains("cannot pin") && err.contains("last-applied-configuration"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
