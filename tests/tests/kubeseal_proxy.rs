@@ -166,6 +166,28 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
     let value = again["spec"]["encryptedData"]["password"].as_str().unwrap();
     assert_eq!(KeyRing::new(vec![key]).open_value(&label, value, None)?.plaintext.as_bytes(), b"hunter2");
 
+    // validate and rotate --online reach the same controller the same way.
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo)?;
+    std::fs::write(repo.join("db.json"), sealed.to_string())?;
+    let repo_arg = repo.display().to_string();
+    let out = run(
+        arcseal.clone(),
+        [vec!["validate".into(), "--online".into(), repo_arg.clone()], cluster(&[])].concat(),
+        vec![],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("1 SealedSecret(s) checked: 0 error(s)"), "{err}");
+    let out = run(
+        arcseal.clone(),
+        [vec!["rotate".into(), "--online".into(), repo_arg], cluster(&[])].concat(),
+        vec![],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("nothing to rotate"), "{err}");
+
     // A controller that is not there: the error names the Service and what to do.
     let out = run(
         arcseal,

@@ -255,6 +255,12 @@ pub struct ValidateArgs {
     /// Also ask this controller's /v1/verify whether each SealedSecret decrypts (https, or http on loopback).
     #[arg(long, value_name = "URL")]
     pub controller_url: Option<String>,
+    /// Also ask the cluster's controller (through the API server's service proxy, like kubeseal) whether
+    /// each SealedSecret decrypts.
+    #[arg(long, conflicts_with = "controller_url")]
+    pub online: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Pass even when no SealedSecret was found (by default checking nothing fails: a mistyped path).
     #[arg(long)]
     pub allow_empty: bool,
@@ -273,7 +279,7 @@ pub struct RotateArgs {
     #[arg(
         long = "private-key",
         value_delimiter = ',',
-        required_unless_present = "controller_url",
+        required_unless_present_any = ["controller_url", "online"],
         value_name = "FILE"
     )]
     pub private_keys: Vec<PathBuf>,
@@ -281,6 +287,12 @@ pub struct RotateArgs {
     /// after `kubectl port-forward`); rotates to its /v1/cert.pem.
     #[arg(long, value_name = "URL", conflicts_with_all = ["private_keys", "cert"])]
     pub controller_url: Option<String>,
+    /// Online through the cluster instead: the controller behind the API server's service proxy
+    /// (kubeconfig flags, --controller-name/--controller-namespace), as kubeseal reaches it.
+    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
+    pub online: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Certificate to rotate to; default: the newest certificate (by NotBefore) among the key backups.
     #[command(flatten)]
     pub cert: CertSource,

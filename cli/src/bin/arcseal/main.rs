@@ -134,6 +134,20 @@ fn cluster_controller(cluster: &ClusterArgs) -> anyhow::Result<Controller> {
     Ok(Controller::through_proxy(proxy))
 }
 
+/// The controller `validate`/`rotate` talk to online: `--controller-url`, or with `--online` the
+/// cluster's, through the API server's service proxy.
+fn online_controller(
+    url: Option<&str>,
+    online: bool,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<Option<Controller>> {
+    Ok(match (url, online) {
+        (Some(url), _) => Some(Controller::new(url)?),
+        (None, true) => Some(cluster_controller(cluster)?),
+        (None, false) => None,
+    })
+}
+
 /// `--cert` (file or https URL) when given, else the controller's certificate fetched through the
 /// API server, as kubeseal does.
 fn sealing_certificate(spec: Option<&str>, cluster: &ClusterArgs) -> anyhow::Result<Certificate> {
@@ -416,11 +430,8 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
         problems.extend(validate::check_certificate(c, &Location::source(spec), now));
     }
-    let controller = args
-        .controller_url
-        .as_deref()
-        .map(|url| Controller::new(url).map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait))))
-        .transpose()?;
+    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
+        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), controller: controller.as_ref() };
     let mut cases = Vec::new();
     let mut files = 0;
@@ -543,11 +554,8 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     if let Some(branch) = args.branch.as_deref().filter(|_| !args.dry_run) {
         git_preflight(&args.path, branch)?;
     }
-    let controller = args
-        .controller_url
-        .as_deref()
-        .map(|url| Controller::new(url).map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait))))
-        .transpose()?;
+    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
+        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let target = match (args.cert.cert.as_deref(), &controller) {
         (_, Some(controller)) => controller.certificate()?,
         (Some(spec), None) => keys::certificate(spec)?,
