@@ -58,7 +58,8 @@ async fn run(program: std::path::PathBuf, args: Vec<String>, stdin: Vec<u8>) -> 
         let mut child = Command::new(program)
             .args(&args)
             .env_remove("SEALED_SECRETS_CERT")
-            .env_remove("KUBECONFIG")
+            // No kubeconfig unless a flag names one (a missing KUBECONFIG file is skipped, as kubectl does).
+            .env("KUBECONFIG", "/nonexistent")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -190,7 +191,7 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
 
     // A controller that is not there: the error names the Service and what to do.
     let out = run(
-        arcseal,
+        arcseal.clone(),
         [vec!["seal".into(), "--fetch-cert".into(), "--controller-name".into(), "nope".into()], cluster(&[])]
             .concat(),
         vec![],
@@ -198,6 +199,78 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
     .await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("nope") && err.contains("--controller-name"), "{err}");
+
+    // kubectl's connection flags without any kubeconfig: server, token, CA, TLS, impersonation, env.
+    let config: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig)?)?;
+    let server = config["clusters"][0]["cluster"]["server"].as_str().unwrap().to_owned();
+    let ca = config["clusters"][0]["cluster"]["certificate-authority"].as_str().unwrap().to_owned();
+    let token = config["users"][0]["user"]["token"].as_str().unwrap().to_owned();
+    let fetch = |extra: &[&str]| {
+        let mut args: Vec<String> =
+            vec!["seal".into(), "--fetch-cert".into(), "--server".into(), server.clone()];
+        args.extend(["--token".into(), token.clone(), "--request-timeout".into(), "20s".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    for extra in [
+        vec!["--certificate-authority", &ca, "--controller-namespace", ns.name()],
+        vec!["--insecure-skip-tls-verify", "--controller-namespace", ns.name()],
+        vec![
+            "--certificate-authority",
+            &ca,
+            "--tls-server-name",
+            "kubernetes.default",
+            "--controller-namespace",
+            ns.name(),
+        ],
+    ] {
+        let out = run(arcseal.clone(), fetch(&extra), vec![]).await;
+        assert_eq!(
+            Certificate::from_pem(ok(&out).as_bytes())?.fingerprint(),
+            cert.fingerprint(),
+            "{extra:?}"
+        );
+    }
+    let out = tokio::task::spawn_blocking({
+        let (arcseal, args, ns) =
+            (arcseal.clone(), fetch(&["--insecure-skip-tls-verify"]), ns.name().to_owned());
+        move || {
+            Command::new(arcseal)
+                .args(&args)
+                .env("KUBECONFIG", "/nonexistent")
+                .env("SEALED_SECRETS_CONTROLLER_NAMESPACE", ns)
+                .output()
+                .unwrap()
+        }
+    })
+    .await?;
+    assert_eq!(Certificate::from_pem(ok(&out).as_bytes())?.fingerprint(), cert.fingerprint(), "env");
+    // Impersonating a user with no rights: the API server refuses, and the error says where.
+    let out = run(
+        arcseal.clone(),
+        fetch(&[
+            "--insecure-skip-tls-verify",
+            "--as",
+            "nobody",
+            "--as-group",
+            "nobodies",
+            "--controller-namespace",
+            ns.name(),
+        ]),
+        vec![],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("403"), "{err}");
+    // A context the kubeconfig does not hold.
+    let out = run(
+        arcseal.clone(),
+        [vec!["seal".into(), "--fetch-cert".into(), "--context".into(), "nope".into()], cluster(&[])]
+            .concat(),
+        vec![],
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no context \"nope\""));
 
     running.stop().await;
     ns.finish().await?;
