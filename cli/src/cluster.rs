@@ -301,7 +301,7 @@ impl ServiceProxy {
             return Ok(p.clone());
         }
         let path = format!("/api/v1/namespaces/{}/services/{}", self.namespace, self.name);
-        let (status, body) = self.raw("GET", &path, None)?;
+        let (status, _, body) = self.raw("GET", &path, None)?;
         if status != 200 {
             return Err(Error::Usage(format!(
                 "cannot get the controller's Service {}/{}: HTTP {status} {}; is the sealed-secrets controller \
@@ -321,15 +321,25 @@ impl ServiceProxy {
         Ok(self.port.get_or_init(|| port).clone())
     }
 
-    /// `method path` on the controller (e.g. `GET /v1/cert.pem`): status and body.
-    pub fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>)> {
+    /// `method path` on the controller (e.g. `GET /v1/cert.pem`): status, `Retry-After` (seconds) and body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>)> {
         let port = self.port_name()?;
         let url =
             format!("/api/v1/namespaces/{}/services/http:{}:{port}/proxy{path}", self.namespace, self.name);
         self.raw(method, &url, body)
     }
 
-    fn raw(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Vec<u8>)> {
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>)> {
         use http_body_util::BodyExt;
         let mut request = http::Request::builder().method(method).uri(path);
         if body.is_some() {
@@ -346,13 +356,19 @@ impl ServiceProxy {
                 .await
                 .map_err(|e| Error::input(&at, format!("request failed: {}", error_chain(&e))))?;
             let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
             let bytes = limited
                 .collect()
                 .await
                 .map_err(|e| Error::input(&at, format!("reading the answer: {e} (at most 4 MiB)")))?
                 .to_bytes();
-            Ok((status, bytes.to_vec()))
+            Ok((status, retry_after, bytes.to_vec()))
         })
     }
 }

@@ -232,12 +232,7 @@ impl Controller {
         let url = self.url(path);
         let at = Location::source(&url);
         match &self.transport {
-            Transport::Proxy(proxy) => {
-                let (status, answer) = proxy.call(method, path, body)?;
-                // The proxy passes the controller's status through; Retry-After is not surfaced by the
-                // API server's proxy reliably, so the backoff decides.
-                Ok((status, None, answer))
-            }
+            Transport::Proxy(proxy) => proxy.call(method, path, body),
             Transport::Direct { http, .. } => {
                 let request = match body {
                     Some(b) => http.post(&url).header("content-type", "application/json").body(b),
