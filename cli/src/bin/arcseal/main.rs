@@ -637,7 +637,9 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         (Err(e), Some(repo)) => {
             let undo = git_undo(repo, &touched);
             return Err(match undo {
-                Ok(()) => e.context("nothing changed: the work tree, index and branch are as they were"),
+                Ok(()) => e.context(
+                    "rotate --branch undone: the files, the index and the branches are as they were",
+                ),
                 Err(u) => e.context(format!("and undoing the branch failed too ({u:#}); check `git status`")),
             });
         }
@@ -730,7 +732,7 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out =
         std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("running git")?;
     if !out.status.success() {
-        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!("git {}: {}", args.first().unwrap_or(&""), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
