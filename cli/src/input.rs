@@ -131,20 +131,94 @@ fn flatten_list(mut value: Wiped, at: Location, out: &mut Vec<Document>) -> Resu
 
 fn parse_json(text: &str, at: &Location) -> Result<Vec<Wiped>> {
     let mut out = Vec::new();
-    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        // serde_json's messages give line and column; they never quote string contents.
+    for value in serde_json::Deserializer::from_str(text).into_iter::<StrictValue>() {
+        // serde_json's messages give line and column; they never quote string contents. A duplicate
+        // key is named (keys are field and item names, not values).
         let value = value.map_err(|e| {
-            Error::input(
-                &at.document(out.len() + 1),
-                format!("invalid JSON at line {} column {}", e.line(), e.column()),
-            )
+            let why = if e.is_data() {
+                let message = e.to_string();
+                let reason = message.split(" at line ").next().unwrap_or("invalid JSON").to_owned();
+                format!("{reason} at line {} column {}; remove one of them", e.line(), e.column())
+            } else {
+                format!("invalid JSON at line {} column {}", e.line(), e.column())
+            };
+            Error::input(&at.document(out.len() + 1), why)
         })?;
+        let value = value.0;
         if out.len() == MAX_DOCUMENTS {
             return Err(Error::input(at, format!("more than {MAX_DOCUMENTS} documents")));
         }
         out.push(Wiped(value));
     }
     Ok(out)
+}
+
+/// A JSON value whose objects must not repeat a key: serde_json keeps the last one silently, so
+/// `{"data": {...}, "data": {...}}` would seal something other than what a reviewer read.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(value) = map.next_value()?;
+            if object.contains_key(&key) {
+                // Not wiped by Wiped (it never gets there): the value is dropped here; keys are names.
+                let mut value = value;
+                wipe(&mut value);
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 fn parse_yaml(text: &str, at: &Location) -> Result<Vec<Wiped>> {
@@ -234,6 +308,31 @@ mod tests {
         let err = parse("data:\n  password: \"hunter2\n").err().unwrap().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.starts_with("t.yaml"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_json_keys_are_refused_and_named() {
+        let err = parse(r#"{"kind": "Secret", "data": {"a": "eA=="}, "data": {"b": "eQ=="}}"#)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("duplicate key \"data\""), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        assert!(
+            parse(r#"{"stringData": {"p": "hunter2", "p": "x"}}"#)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("\"p\"")
+        );
+        assert!(
+            !parse(r#"{"stringData": {"p": "hunter2", "p": "x"}}"#)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("hunter2")
+        );
+        assert!(parse("a: 1\na: 2\n").is_err(), "YAML duplicate keys are refused too");
     }
 
     #[test]

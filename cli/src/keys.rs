@@ -98,9 +98,39 @@ pub fn certificate(spec: &str) -> Result<Certificate> {
             "refusing to fetch a sealing certificate over plain http; use https or a file",
         ));
     } else {
-        std::fs::read(spec).map_err(|e| Error::io(spec, e))?
+        read_capped(Path::new(spec), MAX_CERT_BYTES)?
     };
     Certificate::from_pem(&bytes).map_err(|e| Error::Cert { at: Box::new(at), source: e })
+}
+
+/// Reads at most `max` bytes of `path`; a larger file is refused (it is not what the flag wants).
+pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path.display(), e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::input(
+            &Location::source(path.display().to_string()),
+            format!("larger than {} KiB; that is not a certificate file (give the PEM file)", max >> 10),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A redirect policy that never leaves https: a certificate or an answer that arrived over plain
+/// http after a redirect could be anyone's.
+pub fn https_only_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() != "https" {
+            let to = attempt.url().clone();
+            attempt.error(format!("refusing a redirect from https to {}", to.scheme()))
+        } else if attempt.previous().len() >= 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 fn fetch(url: &str) -> Result<Vec<u8>> {
@@ -108,6 +138,8 @@ fn fetch(url: &str) -> Result<Vec<u8>> {
     let at = Location::source(url);
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(https_only_redirects())
+        .https_only(true)
         .build()
         .map_err(|e| Error::input(&at, format!("cannot set up HTTPS: {e}")))?;
     let response = client.get(url).send().map_err(|e| Error::input(&at, format!("fetch failed: {e}")))?;

@@ -354,7 +354,8 @@ pub fn http_client(
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca_bundle {
         let at = Location::source(format!("--ca-bundle {}", path.display()));
-        let pem = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
+        // A CA bundle is a few hundred KiB at most (the Mozilla store is ~200 KiB).
+        let pem = crate::keys::read_capped(path, 4 << 20)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|_| Error::input(&at, "not a PEM certificate bundle"))?;
         if certs.is_empty() {

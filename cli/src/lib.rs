@@ -5,17 +5,22 @@
 //! - [`seal`], [`unseal`], [`validate`] and [`rotate`] are the operations ([`keyvault`]: rotate's Key Vault half); [`keys`] reads private keys and the key
 //!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
 //!
+//! [`cluster`] reaches the cluster as kubectl does (kubeconfig rules, the controller behind the API
+//! server's service proxy), [`controller`] speaks the controller's HTTP API, [`names`] checks object
+//! names as the API server does.
+//!
 //! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod controller;
 pub mod error;
 pub mod input;
 pub mod keys;
 pub mod keyvault;
-pub mod kubeconfig;
 pub mod manifest;
+pub mod names;
 pub mod output;
 pub mod repo;
 pub mod rotate;

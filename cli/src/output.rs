@@ -67,26 +67,56 @@ pub fn render<T: Serialize>(documents: &[T], format: Format) -> Result<Zeroizing
     Ok(out)
 }
 
-/// Writes `contents` to `path` atomically. An existing file keeps its permissions; a new one gets
-/// `new_mode` (e.g. 0o600 for private keys) or the temp file's default 0o600 widened to 0o644.
-pub fn write_atomic(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<()> {
+/// Who may read a written file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Plaintext or private keys: always 0600, whatever mode an existing file had.
+    Private,
+    /// Public material (SealedSecrets, certificates, reports): an existing file keeps its mode, a new
+    /// one gets 0644.
+    Public,
+}
+
+/// Writes `contents` to `path` atomically (a temp file in the same directory, renamed over `path`).
+/// A symbolic link or a non-regular file (a device, a FIFO) at `path` is refused: renaming over it
+/// would replace the link or the device node, and taking its mode (`/dev/null` is 0666) would widen a
+/// private file.
+pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let io = |e: std::io::Error| Error::io(path.display(), e);
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(Error::Usage(format!(
+                "{}: is a symbolic link; refusing to write through it (give the link's target, or remove the link)",
+                path.display()
+            )));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(Error::Usage(format!(
+                "{}: exists and is not a regular file; refusing to replace it (give a file name)",
+                path.display()
+            )));
+        }
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
     let mut tmp = tempfile::Builder::new().prefix(".arcseal-").tempfile_in(dir).map_err(io)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = match std::fs::metadata(path) {
-            Ok(meta) => meta.permissions().mode() & 0o7777,
-            Err(_) => new_mode.unwrap_or(0o644),
+        let mode = match (access, &existing) {
+            (Access::Private, _) => 0o600,
+            (Access::Public, Some(meta)) => meta.permissions().mode() & 0o7777,
+            (Access::Public, None) => 0o644,
         };
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
     }
     #[cfg(not(unix))]
-    let _ = new_mode;
+    let _ = (access, existing);
     tmp.write_all(contents).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -96,7 +126,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Resu
 /// Writes to `path` atomically, or to stdout when `path` is `None`.
 pub fn emit(path: Option<&Path>, contents: &str) -> Result<()> {
     match path {
-        Some(p) => write_atomic(p, contents.as_bytes(), None),
+        Some(p) => write_atomic(p, contents.as_bytes(), Access::Public),
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
@@ -125,8 +155,8 @@ mod tests {
     fn atomic_write_replaces_and_keeps_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.yaml");
-        write_atomic(&path, b"one", Some(0o600)).unwrap();
-        write_atomic(&path, b"two", None).unwrap();
+        write_atomic(&path, b"one", Access::Private).unwrap();
+        write_atomic(&path, b"two", Access::Public).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         #[cfg(unix)]
         {
@@ -134,6 +164,25 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_0600_even_over_a_wider_file_and_links_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        write_atomic(&path, b"new", Access::Private).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let link = dir.path().join("link.pem");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = write_atomic(&link, b"x", Access::Private).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let err = write_atomic(Path::new("/dev/null"), b"x", Access::Public).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -168,7 +168,16 @@ pub fn plan(
                 let rotated = if sealed.sealed_with() == [target] {
                     None
                 } else {
-                    Some(controller.rotate(&doc.0, &sealed.location(&at))?.spec.encrypted_data)
+                    Some(
+                        controller
+                            .rotate(
+                                &doc.0,
+                                &sealed.location(&at),
+                                Some(options.target.public_key().modulus_len()),
+                            )?
+                            .spec
+                            .encrypted_data,
+                    )
                 };
                 online.insert((f, d), rotated);
             }
@@ -288,6 +297,7 @@ pub fn plan(
                 replace_once(&mut doc_text, &edit.old, &edit.new, &edit.at)?;
             }
             update_annotation(&mut doc_text, target, &file.location(d))?;
+            check_pinned(file, d, &doc_text, &edits[&(f, d)], target)?;
             text.push_str(&doc_text);
             cursor = chunk.end;
         }
@@ -302,7 +312,7 @@ pub fn plan(
 /// file wholly old or wholly new.
 pub fn apply(plan: &Plan) -> Result<()> {
     for (path, text) in &plan.changes {
-        output::write_atomic(path, text.as_bytes(), None)?;
+        output::write_atomic(path, text.as_bytes(), output::Access::Public)?;
     }
     Ok(())
 }
@@ -321,6 +331,54 @@ fn replace_once(text: &mut String, old: &str, new: &str, at: &Location) -> Resul
             at,
             format!("cannot edit this value in place: the same ciphertext appears {n} times"),
         )),
+    }
+}
+
+/// Proves the text edits changed exactly the value nodes that were decrypted: the edited document,
+/// parsed again, must equal the original with those `encryptedData` items (and the sealed-with
+/// annotation) replaced, and nothing else. A ciphertext that also appears elsewhere (a copy inside
+/// `last-applied-configuration`, a comment) while its own node is folded over several lines would
+/// otherwise have its copy edited and the real value left stale.
+fn check_pinned(
+    file: &ManifestFile,
+    d: usize,
+    new_text: &str,
+    edits: &[Edit],
+    target: Fingerprint,
+) -> Result<()> {
+    let at = file.location(d);
+    let refuse = |why: &str| {
+        Error::input(
+            &at,
+            format!(
+                "cannot pin every rotated value to exactly one encryptedData node ({why}); put each value on one \
+                 line and remove copies of it (e.g. the last-applied-configuration annotation), then rerun"
+            ),
+        )
+    };
+    let mut expected = file.parse(d)?;
+    for edit in edits {
+        let item = edit.at.item.as_deref().unwrap_or_default();
+        match expected
+            .0
+            .pointer_mut(&format!("/spec/encryptedData/{}", item.replace('~', "~0").replace('/', "~1")))
+        {
+            Some(Value::String(v)) if *v == edit.old => *v = edit.new.clone(),
+            _ => return Err(refuse(&format!("item {item:?} is not where it was read"))),
+        }
+    }
+    if let Some(Value::String(v)) = expected
+        .0
+        .pointer_mut(&format!("/metadata/annotations/{}", SEALING_KEY_ANNOTATION.replace('/', "~1")))
+    {
+        *v = format!("sha256:{target}");
+    }
+    let docs =
+        crate::input::documents(&crate::input::Source::from_bytes(&at.source, new_text.as_bytes().to_vec()))
+            .map_err(|_| refuse("the edited text no longer parses"))?;
+    match docs.as_slice() {
+        [doc] if doc.value.0 == expected.0 => Ok(()),
+        _ => Err(refuse("the edit changed something else than the value")),
     }
 }
 
@@ -438,6 +496,23 @@ mod tests {
         let mut none = "a: 1\n".to_owned();
         update_annotation(&mut none, fp, &at).unwrap();
         assert_eq!(none, "a: 1\n");
+    }
+
+    #[test]
+    fn a_copy_in_last_applied_configuration_is_never_edited_instead_of_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        // The value node is written with an escape; its plain copy sits in the annotation.
+        let text = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: a\n  namespace: b\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"spec\":{\"encryptedData\":{\"p\":\"AAAABBBB\"}}}'\nspec:\n  encryptedData:\n    p: \"AAAA\\u0042BBB\"\n";
+        std::fs::write(&path, text).unwrap();
+        let file = ManifestFile::read(&path).unwrap();
+        let mut doc_text = text.to_owned();
+        let edit =
+            Edit { old: "AAAABBBB".into(), new: "CCCC".into(), at: Location::source("s.yaml:10").item("p") };
+        // What a plain text search finds is the copy:
+        replace_once(&mut doc_text, "AAAABBBB", "CCCC", &edit.at).unwrap();
+        let err = check_pinned(&file, 0, &doc_text, &[edit], Fingerprint([1; 32])).unwrap_err().to_string();
+        assert!(err.contains("cannot pin"), "{err}");
     }
 
     #[test]

@@ -16,16 +16,29 @@ use crate::manifest::{
 };
 
 /// How to seal.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SealOptions {
     /// `--scope`; when `None`, the input Secret's scope annotations decide (strict by default).
     pub scope: Option<Scope>,
     /// `-n/--namespace`; an input naming another namespace is an error.
     pub namespace: Option<String>,
-    /// Namespace for inputs that name none and no `-n` (kubeseal: the kubeconfig's).
-    pub fallback_namespace: String,
+    /// Namespace for inputs that name none and no `-n` (kubectl's: the kubeconfig context's, else
+    /// `default`), or why there is none (an unreadable kubeconfig): an error only when a Secret needs it.
+    /// A cluster-wide Secret naming no namespace never needs it and stays namespace-less.
+    pub fallback_namespace: std::result::Result<String, String>,
     /// Seal a Secret with no items.
     pub allow_empty_data: bool,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            scope: None,
+            namespace: None,
+            fallback_namespace: Ok("default".to_owned()),
+            allow_empty_data: false,
+        }
+    }
 }
 
 /// A Secret ready to seal: where it came from, what to write, and its items.
@@ -144,6 +157,14 @@ pub fn seal_raw(
             Error::Usage(format!("--raw with --scope {scope} needs --{what} (the value is bound to it)"))
         })
     };
+    for (what, value, problem) in [
+        ("namespace", namespace, crate::names::label_problem as fn(&str) -> Option<String>),
+        ("name", name, crate::names::subdomain_problem),
+    ] {
+        if let Some(why) = value.filter(|v| !v.is_empty()).and_then(problem) {
+            return Err(Error::Usage(format!("--{what} {:?} {why}", value.unwrap_or_default())));
+        }
+    }
     let (namespace, name) = match scope {
         Scope::Strict => (need("namespace", namespace)?, need("name", name)?),
         Scope::NamespaceWide => (need("namespace", namespace)?, String::new()),
@@ -160,27 +181,42 @@ fn prepare(doc: &Document, options: &SealOptions) -> Result<Prepared> {
     let name = meta.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
         Error::input(&at, "metadata.name is missing; a SealedSecret is bound to its Secret's name")
     })?;
-    let namespace = match (meta.namespace.as_deref(), options.namespace.as_deref()) {
-        (Some(mine), Some(flag)) if mine != flag => {
-            return Err(Error::input(
-                &at,
-                format!("metadata.namespace {mine:?} conflicts with --namespace {flag:?}; drop one of them"),
-            ));
-        }
-        (Some(mine), _) if !mine.is_empty() => mine.to_owned(),
-        (_, Some(flag)) => flag.to_owned(),
-        _ => options.fallback_namespace.clone(),
-    };
-    if input.items.is_empty() && !options.allow_empty_data {
+    if let Some(why) = crate::names::subdomain_problem(&name) {
         return Err(Error::input(
             &at,
-            "has no data or stringData: nothing to seal (pass --allow-empty-data to seal it anyway)",
+            format!("metadata.name {name:?} {why}; the API server would refuse it"),
         ));
     }
     let scope = options.scope.unwrap_or_else(|| {
         let annotations = meta.annotations.as_ref();
         Scope::from_annotations(|k| annotations.and_then(|a| a.get(k)).map(String::as_str))
     });
+    let namespace = match (meta.namespace.as_deref(), options.namespace.as_deref()) {
+        (Some(mine), Some(flag)) if !mine.is_empty() && mine != flag => {
+            return Err(Error::input(
+                &at,
+                format!("metadata.namespace {mine:?} conflicts with --namespace {flag:?}; drop one of them"),
+            ));
+        }
+        (Some(mine), _) if !mine.is_empty() => Some(mine.to_owned()),
+        (_, Some(flag)) => Some(flag.to_owned()),
+        // A cluster-wide value is not bound to a namespace: leave it out, as kubeseal does.
+        _ if scope == Scope::ClusterWide => None,
+        _ => Some(options.fallback_namespace.clone().map_err(|why| {
+            Error::input(&at, format!("names no namespace and {why}; give metadata.namespace or --namespace"))
+        })?),
+    };
+    if let Some(ns) = &namespace
+        && let Some(why) = crate::names::label_problem(ns)
+    {
+        return Err(Error::input(&at, format!("namespace {ns:?} {why}; the API server would refuse it")));
+    }
+    if input.items.is_empty() && !options.allow_empty_data {
+        return Err(Error::input(
+            &at,
+            "has no data or stringData: nothing to seal (pass --allow-empty-data to seal it anyway)",
+        ));
+    }
 
     let mut annotations = clean_annotations(meta.annotations.as_ref());
     let template_annotations = annotations.clone();
@@ -190,7 +226,7 @@ fn prepare(doc: &Document, options: &SealOptions) -> Result<Prepared> {
     let labels = meta.labels.clone().filter(|l| !l.is_empty());
     let template_meta = ObjectMeta {
         name: Some(name.clone()),
-        namespace: Some(namespace.clone()),
+        namespace: namespace.clone(),
         labels: labels.clone(),
         annotations: Some(template_annotations).filter(|a| !a.is_empty()),
         finalizers: meta.finalizers.clone().filter(|f| !f.is_empty()),
@@ -201,7 +237,7 @@ fn prepare(doc: &Document, options: &SealOptions) -> Result<Prepared> {
         kind: KIND.to_owned(),
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
+            namespace: namespace.clone(),
             labels,
             annotations: Some(annotations),
             ..ObjectMeta::default()
@@ -218,7 +254,7 @@ fn prepare(doc: &Document, options: &SealOptions) -> Result<Prepared> {
         },
         status: None,
     };
-    let label = scope.encryption_label(&namespace, &name);
+    let label = scope.encryption_label(namespace.as_deref().unwrap_or(""), &name);
     Ok(Prepared { at, sealed, label, input })
 }
 

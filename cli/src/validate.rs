@@ -110,6 +110,54 @@ pub fn check_certificate(cert: &Certificate, at: &Location, now: SystemTime) -> 
     out
 }
 
+/// The item names of a plaintext `v1` Secret (with `data` or `stringData`) in `value`, or of every
+/// such Secret in a List: what a secrets PR gate must never let through. Never the values.
+pub fn plaintext_secret_items(value: &Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let is_secret = value.get("kind").and_then(Value::as_str) == Some("Secret")
+        && value.get("apiVersion").and_then(Value::as_str).is_none_or(|v| v == "v1");
+    if is_secret {
+        let mut items: Vec<String> = ["data", "stringData"]
+            .iter()
+            .filter_map(|field| value.get(field).and_then(Value::as_object))
+            .flat_map(|map| map.keys().cloned())
+            .collect();
+        items.sort();
+        items.dedup();
+        if !items.is_empty() {
+            let meta = value.get("metadata");
+            let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<no name>");
+            let object = match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.to_owned(),
+            };
+            out.push((object, items));
+        }
+    }
+    if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
+        && let Some(items) = value.get("items").and_then(Value::as_array)
+    {
+        items.iter().for_each(|item| out.extend(plaintext_secret_items(item)));
+    }
+    out
+}
+
+/// The problems for the plaintext Secrets in `value` (see [`plaintext_secret_items`]).
+pub fn plaintext_secret_problems(value: &Value, at: &Location) -> Vec<Problem> {
+    plaintext_secret_items(value)
+        .into_iter()
+        .map(|(object, items)| Problem {
+            at: at.clone(),
+            severity: Severity::Error,
+            message: format!(
+                "plaintext Secret {object} with item(s) {}: a Secret's data is only base64, not encrypted; \
+                 seal it (`arcseal seal`), commit the SealedSecret, remove this file from Git and change the values",
+                items.join(", ")
+            ),
+        })
+        .collect()
+}
+
 /// Checks one document. Documents that are not SealedSecrets are skipped (a repo holds other kinds).
 pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
     let value = &doc.value.0;
@@ -181,6 +229,31 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
                     "{key} in spec.template is ignored: the scope is read from the SealedSecret's own metadata"
                 ),
             );
+        }
+    }
+    if let Some(spec) = annotations.get(crate::rotate::GENERATE_ANNOTATION) {
+        match crate::rotate::parse_generators(spec) {
+            Err(e) => problem(
+                &at,
+                Severity::Error,
+                format!(
+                    "{}: {e}; `rotate --rotate-values` would refuse it",
+                    crate::rotate::GENERATE_ANNOTATION
+                ),
+            ),
+            Ok(generators) => {
+                for name in generators.keys().filter(|g| !sealed.spec.encrypted_data.contains_key(*g)) {
+                    problem(
+                        &at,
+                        Severity::Error,
+                        format!(
+                            "{} names item {name:?}, which is not in encryptedData; `rotate --rotate-values` would \
+                             refuse it (seal the item once, or drop it from the annotation)",
+                            crate::rotate::GENERATE_ANNOTATION
+                        ),
+                    );
+                }
+            }
         }
     }
     if sealed.spec.encrypted_data.is_empty() && sealed.spec.data.is_none() {

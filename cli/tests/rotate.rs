@@ -414,3 +414,83 @@ fn validate_walks_a_repo_points_at_lines_and_writes_junit() {
     assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
     assert!(xml.contains("<failure"), "{xml}");
 }
+
+/// `git status`, the branches and the checked-out branch: what "the tree as it was" means.
+fn git_state(repo: &Repo) -> (String, String, String) {
+    (
+        git(&repo.root, &["status", "--porcelain"]),
+        git(&repo.root, &["branch", "--list"]),
+        git(&repo.root, &["rev-parse", "HEAD"]),
+    )
+}
+
+fn rotate_branch(repo: &Repo, branch: &str, env: &[(&str, &str)]) -> Output {
+    common::arcseal_env(
+        &[
+            "rotate",
+            &repo.root.display().to_string(),
+            "--private-key",
+            &repo.backup(&["old", "new"]),
+            "--cert",
+            &repo.key("new", ".crt"),
+            "--branch",
+            branch,
+        ],
+        None,
+        env,
+    )
+}
+
+#[test]
+fn rotate_branch_checks_everything_first_and_leaves_the_tree_as_it_was() {
+    let repo = Repo::new();
+    let _old = repo.keygen("old");
+    let _new = repo.keygen("new");
+    let db = repo.seal(&repo.key("old", ".crt"), &secret("db", &[("password", "hunter2")]), &[]);
+    repo.write("apps/db.yaml", &db);
+    repo.commit_all();
+    let before = git_state(&repo);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().display().to_string();
+
+    // A CI runner without a git identity: refused before anything is written.
+    git(&repo.root, &["config", "--unset", "user.email"]);
+    git(&repo.root, &["config", "--unset", "user.name"]);
+    git(&repo.root, &["config", "user.useConfigOnly", "true"]);
+    let no_identity =
+        [("HOME", home.as_str()), ("GIT_CONFIG_NOSYSTEM", "1"), ("GIT_CONFIG_GLOBAL", "/dev/null")];
+    let out = rotate_branch(&repo, "rotate/keys", &no_identity);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no identity") && err.contains("nothing was changed"), "{err}");
+    assert_eq!(git_state(&repo), before);
+    assert_eq!(repo.read("apps/db.yaml"), db);
+    git(&repo.root, &["config", "user.email", "ci@example.invalid"]);
+    git(&repo.root, &["config", "user.name", "ci"]);
+
+    // An invalid or existing branch name: refused first too.
+    for (branch, expect) in [("bad..name", "not a valid"), ("main", "already exists")] {
+        let out = rotate_branch(&repo, branch, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(expect));
+        assert_eq!(git_state(&repo), before);
+    }
+
+    // A failure at the very end (a pre-commit hook refusing): undone, branch deleted.
+    let hook = repo.root.join(".git/hooks/pre-commit");
+    std::fs::write(&hook, "#!/bin/sh\necho refused by hook >&2\nexit 1\n").unwrap();
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&hook, executable).unwrap();
+    let out = rotate_branch(&repo, "rotate/keys", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused by hook") && err.contains("as they were"), "{err}");
+    assert_eq!(git_state(&repo), before);
+    assert_eq!(repo.read("apps/db.yaml"), db);
+
+    // And with the hook gone it commits, so a rerun is not "nothing to rotate" with nothing committed.
+    std::fs::remove_file(&hook).unwrap();
+    ok(rotate_branch(&repo, "rotate/keys", &[]));
+    assert_eq!(git(&repo.root, &["rev-parse", "--abbrev-ref", "HEAD"]), "rotate/keys");
+    assert_eq!(git(&repo.root, &["status", "--porcelain"]), "");
+}

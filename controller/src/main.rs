@@ -22,6 +22,19 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format: `text` (colour only on a terminal) or `json` (one object per line).
+    #[arg(long, global = true, env = "SEALED_SECRETS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Least severe level logged (error, warn, info, debug, trace) or a tracing filter
+    /// (`info,arcseal_controller=debug`); RUST_LOG is used when this is not given.
+    #[arg(long, global = true, env = "SEALED_SECRETS_LOG_LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -190,13 +203,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format, cli.log_level.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,6 +211,71 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::CsiProvider(args) => runtime.block_on(csi_provider(*args)),
         Command::Unseal(args) => runtime.block_on(unseal(*args)),
+    }
+}
+
+/// Logs to stderr: plain text without ANSI colour unless stderr is a terminal (pod logs stay readable),
+/// or one JSON object per line.
+fn init_logging(format: LogFormat, level: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
+            .with_context(|| format!("--log-level {level:?}: expected error, warn, info, debug or trace"))?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.with_ansi(false).event_format(JsonLines).init(),
+    }
+    Ok(())
+}
+
+/// `--log-format json`: `{"time", "level", "target", "message", fields...}` per line.
+struct JsonLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        struct Fields(serde_json::Map<String, serde_json::Value>);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(field.name().to_owned(), format!("{value:?}").into());
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().to_owned(), value.into());
+            }
+            fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+                self.0.insert(field.name().to_owned(), value.into());
+            }
+            fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                self.0.insert(field.name().to_owned(), value.into());
+            }
+            fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+                self.0.insert(field.name().to_owned(), value.into());
+            }
+        }
+        let meta = event.metadata();
+        let mut fields = Fields(serde_json::Map::new());
+        let mut time = String::new();
+        tracing_subscriber::fmt::time::FormatTime::format_time(
+            &tracing_subscriber::fmt::time::SystemTime,
+            &mut tracing_subscriber::fmt::format::Writer::new(&mut time),
+        )?;
+        fields.0.insert("time".into(), time.into());
+        fields.0.insert("level".into(), meta.level().as_str().to_ascii_lowercase().into());
+        fields.0.insert("target".into(), meta.target().into());
+        event.record(&mut fields);
+        writeln!(writer, "{}", serde_json::Value::Object(fields.0))
     }
 }
 
@@ -251,7 +323,7 @@ async fn csi_provider(args: CsiProviderArgs) -> anyhow::Result<()> {
         tracing::info!(%addr, path = %args.healthz_path, "serving health checks");
         tokio::spawn(health::serve(health_listener, health));
     }
-    server::serve(listener, provider, shutdown_signal()).await?;
+    server::serve(listener, provider, shutdown_signal("finishing in-flight mounts")).await?;
     let _ = std::fs::remove_file(&path);
     tracing::info!("stopped");
     Ok(())
@@ -346,13 +418,15 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
         builder.build()
     };
     tracing::info!(namespace = %namespace, "arcseal unseal controller starting");
-    let (_handles, task) = unseal::start(client, config, shutdown_signal()).await?;
+    let (_handles, task) =
+        unseal::start(client, config, shutdown_signal("finishing in-flight reconciles")).await?;
     task.await.context("the controller task failed")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGTERM or SIGINT; `finishing` says what the mode finishes before it stops.
+async fn shutdown_signal(finishing: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -363,7 +437,7 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight mounts"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight mounts"),
+        _ = term.recv() => tracing::info!("SIGTERM: {finishing}"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: {finishing}"),
     }
 }

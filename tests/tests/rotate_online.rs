@@ -132,3 +132,80 @@ async fn rotate_and_validate_online_through_the_controller() -> TestResult {
     ns.finish().await?;
     Ok(())
 }
+
+/// Issue 17: a CI job validates and rotates a 500-file repository in one run although the controller
+/// rate-limits /v1/verify and /v1/rotate: the CLI waits out each HTTP 429 instead of failing the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_file_repository_validates_and_rotates_under_the_rate_limit() -> TestResult {
+    let ns = arcseal_tests::k8s::TestNamespace::new("rotate-500").await?;
+    arcseal_tests::k8s::apply_crd(&ns.client(), &arcseal_controller::unseal::crd::crd_yaml()).await?;
+    let (old_key, old_cert) = new_key();
+    store_key(&ns.client(), ns.name(), &old_key, &old_cert).await;
+    let mut cfg = config(ns.name(), &[ns.name()]);
+    // Far below the request rate the CLI could reach, so most requests meet a 429 first.
+    cfg.http_limits.request_rate = 25.0;
+    cfg.http_limits.request_burst = 2;
+    let running = start(ns.client(), cfg).await;
+    let base = running.url("");
+    poll("cert.pem", TIMEOUT, || async { Ok(served_cert(&running).await) }).await?;
+
+    let dir = tempfile::tempdir()?;
+    let cert_path = dir.path().join("old.pem");
+    std::fs::write(&cert_path, old_cert.to_pem())?;
+    // Namespace-wide, so one sealed text serves 500 objects of different names.
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-0\n  namespace: {}\nstringData:\n  password: hunter2\n",
+        ns.name()
+    );
+    let args = vec![
+        "seal".into(),
+        "--cert".into(),
+        cert_path.display().to_string(),
+        "--scope".into(),
+        "namespace-wide".into(),
+    ];
+    let out = arcseal(args, Some(secret)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sealed = String::from_utf8(out.stdout)?;
+    let repo = dir.path().join("repo");
+    for i in 0..500 {
+        let team = repo.join(format!("team-{}", i % 10));
+        std::fs::create_dir_all(&team)?;
+        std::fs::write(
+            team.join(format!("app-{i}.yaml")),
+            sealed.replace("name: app-0\n", &format!("name: app-{i}\n")),
+        )?;
+    }
+
+    let validate =
+        vec!["validate".into(), "--controller-url".into(), base.clone(), repo.display().to_string()];
+    let started = std::time::Instant::now();
+    let out = arcseal(validate, None).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("500 SealedSecret(s) checked: 0 error(s)"), "{err}");
+    eprintln!("validate: 500 files in {:.1} s at 25 requests/s", started.elapsed().as_secs_f64());
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (new_key, new_cert) = new_key();
+    store_key(&ns.client(), ns.name(), &new_key, &new_cert).await;
+    poll("cert.pem of the new key", TIMEOUT, || async {
+        Ok(served_cert(&running).await.filter(|c| c.fingerprint() == new_key.fingerprint()))
+    })
+    .await?;
+    let started = std::time::Instant::now();
+    let out =
+        arcseal(vec!["rotate".into(), repo.display().to_string(), "--controller-url".into(), base], None)
+            .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("rotated 500 item(s) in 500 file(s)"), "{err}");
+    eprintln!("rotate: 500 files in {:.1} s at 25 requests/s", started.elapsed().as_secs_f64());
+    let value = values(&repo.join("team-9/app-499.yaml")).remove(0).1;
+    let label = Scope::NamespaceWide.encryption_label(ns.name(), "");
+    let opened = KeyRing::new(vec![new_key]).open_value(&label, &value, None)?;
+    assert_eq!(opened.plaintext.as_bytes(), b"hunter2");
+
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use arcseal::output::Format;
 use arcseal_crypto::Scope;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Keep Kubernetes Secrets in Git as Bitnami-compatible SealedSecrets.
 #[derive(Debug, Parser)]
@@ -44,46 +44,173 @@ pub struct CertSource {
     pub cert: Option<String>,
 }
 
+/// kubectl's connection flags and the controller's Service, as kubeseal takes them. Each flag also
+/// reads `SEALED_SECRETS_<FLAG>` (kubeseal's environment convention).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster access (when no --cert is given)")]
+pub struct ClusterArgs {
+    /// Name of the controller's Service.
+    #[arg(long, env = "SEALED_SECRETS_CONTROLLER_NAME", default_value = arcseal::cluster::DEFAULT_CONTROLLER_NAME)]
+    pub controller_name: String,
+    /// Namespace of the controller.
+    #[arg(long, env = "SEALED_SECRETS_CONTROLLER_NAMESPACE", default_value = arcseal::cluster::DEFAULT_CONTROLLER_NAMESPACE)]
+    pub controller_namespace: String,
+    /// Path to the kubeconfig file (else $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, env = "SEALED_SECRETS_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, env = "SEALED_SECRETS_CONTEXT")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, env = "SEALED_SECRETS_CLUSTER")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, env = "SEALED_SECRETS_USER")]
+    pub user: Option<String>,
+    /// The address and port of the Kubernetes API server.
+    #[arg(short = 's', long, env = "SEALED_SECRETS_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for the API server.
+    #[arg(long, env = "SEALED_SECRETS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Username to impersonate.
+    #[arg(long = "as", env = "SEALED_SECRETS_AS", value_name = "USER")]
+    pub impersonate: Option<String>,
+    /// UID to impersonate.
+    #[arg(long = "as-uid", env = "SEALED_SECRETS_AS_UID", value_name = "UID")]
+    pub impersonate_uid: Option<String>,
+    /// Group to impersonate (repeatable).
+    #[arg(long = "as-group", env = "SEALED_SECRETS_AS_GROUP", value_name = "GROUP", value_delimiter = ',')]
+    pub impersonate_groups: Vec<String>,
+    /// Do not check the API server's certificate (insecure).
+    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
+    /// CA certificate(s) for the API server (PEM).
+    #[arg(long, env = "SEALED_SECRETS_CERTIFICATE_AUTHORITY", value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Server name to use for the API server's certificate check.
+    #[arg(long, env = "SEALED_SECRETS_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// Client certificate for TLS authentication (PEM file).
+    #[arg(long, env = "SEALED_SECRETS_CLIENT_CERTIFICATE", value_name = "FILE")]
+    pub client_certificate: Option<PathBuf>,
+    /// Client key for TLS authentication (PEM file).
+    #[arg(long, env = "SEALED_SECRETS_CLIENT_KEY", value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// Username for basic authentication.
+    #[arg(long, env = "SEALED_SECRETS_USERNAME")]
+    pub username: Option<String>,
+    /// Password for basic authentication.
+    #[arg(long, env = "SEALED_SECRETS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// How long to wait for one request (e.g. 30s, 1m; 0 = no limit).
+    #[arg(long, env = "SEALED_SECRETS_REQUEST_TIMEOUT", value_parser = arcseal::cluster::parse_timeout, value_name = "DURATION")]
+    pub request_timeout: Option<std::time::Duration>,
+}
+
+impl ClusterArgs {
+    pub fn options(&self) -> arcseal::cluster::ClusterOptions {
+        arcseal::cluster::ClusterOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+            server: self.server.clone(),
+            token: self.token.clone(),
+            impersonate: self.impersonate.clone(),
+            impersonate_groups: self.impersonate_groups.clone(),
+            impersonate_uid: self.impersonate_uid.clone(),
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            certificate_authority: self.certificate_authority.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            request_timeout: self.request_timeout,
+            client_certificate: self.client_certificate.clone(),
+            client_key: self.client_key.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+        }
+    }
+}
+
+/// `--scope`: the three scopes, listed for completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// Bound to the Secret's name and namespace.
+    Strict,
+    /// Bound to the namespace; any name.
+    NamespaceWide,
+    /// Any name, any namespace.
+    ClusterWide,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Strict => Scope::Strict,
+            ScopeArg::NamespaceWide => Scope::NamespaceWide,
+            ScopeArg::ClusterWide => Scope::ClusterWide,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// Secret manifest(s) to seal; `-` or absent reads stdin.
-    #[arg(short = 'f', long = "secret-file", value_name = "FILE")]
+    #[arg(short = 'f', long = "secret-file", env = "SEALED_SECRETS_SECRET_FILE", value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
     /// Write here (atomically) instead of stdout; a .json/.yaml name implies the format.
-    #[arg(short = 'w', long = "sealed-secret-file", value_name = "FILE")]
+    #[arg(
+        short = 'w',
+        long = "sealed-secret-file",
+        env = "SEALED_SECRETS_SEALED_SECRET_FILE",
+        value_name = "FILE"
+    )]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long = "format", value_enum)]
+    /// Output format (case-insensitive).
+    #[arg(short = 'o', long = "format", env = "SEALED_SECRETS_FORMAT", value_enum, ignore_case = true)]
     pub format: Option<Format>,
     #[command(flatten)]
     pub cert: CertSource,
+    /// Print the controller's certificate (fetched through the API server) and exit.
+    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT")]
+    pub fetch_cert: bool,
+    /// Re-encrypt the SealedSecret on stdin with the controller's newest key (its /v1/rotate).
+    #[arg(long, env = "SEALED_SECRETS_RE_ENCRYPT", conflicts_with_all = ["raw", "merge_into", "validate"])]
+    pub re_encrypt: bool,
+    /// Ask the controller whether the SealedSecret on stdin decrypts (its /v1/verify); exit 1 if not.
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE", conflicts_with_all = ["raw", "merge_into"])]
+    pub validate: bool,
     /// Scope; default: the input Secret's scope annotations, else strict.
-    #[arg(long, value_parser = parse_scope)]
-    pub scope: Option<Scope>,
+    #[arg(long, env = "SEALED_SECRETS_SCOPE", value_enum, ignore_case = true)]
+    pub scope: Option<ScopeArg>,
     /// Namespace for Secrets that name none (an input naming another one is an error).
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, env = "SEALED_SECRETS_NAMESPACE")]
     pub namespace: Option<String>,
     /// Seal Secrets that have no data.
-    #[arg(long)]
+    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA")]
     pub allow_empty_data: bool,
     /// Seal one raw value (from --from-file or stdin) and print it bare, for encryptedData.
-    #[arg(long, requires = "cert")]
+    #[arg(long, env = "SEALED_SECRETS_RAW")]
     pub raw: bool,
-    /// With --raw: the Secret name the value is bound to (strict scope).
-    #[arg(long, requires = "raw")]
+    /// The Secret's name: with --raw the name the value is bound to; otherwise the name of the Secret
+    /// built from --from-file, or of an input Secret that names none.
+    #[arg(long, env = "SEALED_SECRETS_NAME")]
     pub name: Option<String>,
-    /// With --raw: the file holding the value.
-    #[arg(long, requires = "raw", value_name = "FILE")]
-    pub from_file: Option<PathBuf>,
+    /// `[KEY=]FILE` (kubectl's syntax; the key defaults to the file name): with --raw the value; otherwise
+    /// an item of a Secret built from files, named --name. Repeatable.
+    #[arg(long, env = "SEALED_SECRETS_FROM_FILE", value_name = "[KEY=]FILE", value_delimiter = ',')]
+    pub from_file: Vec<String>,
     /// Add or replace the input's items in this existing SealedSecret file (others stay byte-identical).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["raw", "output"])]
+    #[arg(long, env = "SEALED_SECRETS_MERGE_INTO", value_name = "FILE", conflicts_with_all = ["raw", "output"])]
     pub merge_into: Option<PathBuf>,
     /// kubeseal compatibility: `--recovery-unseal` turns this into `arcseal unseal`.
-    #[arg(long, hide = true, requires = "recovery_private_key")]
+    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL", requires = "recovery_private_key")]
     pub recovery_unseal: bool,
     /// kubeseal compatibility: private keys for `--recovery-unseal`.
-    #[arg(long, hide = true, value_delimiter = ',', value_name = "FILE")]
+    #[arg(long, env = "SEALED_SECRETS_RECOVERY_PRIVATE_KEY", value_delimiter = ',', value_name = "FILE")]
     pub recovery_private_key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -94,8 +221,8 @@ pub struct UnsealArgs {
     /// Write the Secrets here (atomically, mode 0600) instead of stdout.
     #[arg(short = 'w', long = "secret-file", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long = "format", value_enum)]
+    /// Output format (case-insensitive).
+    #[arg(short = 'o', long = "format", value_enum, ignore_case = true)]
     pub format: Option<Format>,
     /// Private key: PEM (PKCS#1 or PKCS#8) or a key Secret backup (Secret or v1 List). Repeatable.
     #[arg(
@@ -128,6 +255,18 @@ pub struct ValidateArgs {
     /// Also ask this controller's /v1/verify whether each SealedSecret decrypts (https, or http on loopback).
     #[arg(long, value_name = "URL")]
     pub controller_url: Option<String>,
+    /// Also ask the cluster's controller (through the API server's service proxy, like kubeseal) whether
+    /// each SealedSecret decrypts.
+    #[arg(long, conflicts_with = "controller_url")]
+    pub online: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Pass even when no SealedSecret was found (by default checking nothing fails: a mistyped path).
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Longest total wait on the controller's rate limit (HTTP 429) in one run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub rate_limit_wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -140,7 +279,7 @@ pub struct RotateArgs {
     #[arg(
         long = "private-key",
         value_delimiter = ',',
-        required_unless_present = "controller_url",
+        required_unless_present_any = ["controller_url", "online"],
         value_name = "FILE"
     )]
     pub private_keys: Vec<PathBuf>,
@@ -148,6 +287,12 @@ pub struct RotateArgs {
     /// after `kubectl port-forward`); rotates to its /v1/cert.pem.
     #[arg(long, value_name = "URL", conflicts_with_all = ["private_keys", "cert"])]
     pub controller_url: Option<String>,
+    /// Online through the cluster instead: the controller behind the API server's service proxy
+    /// (kubeconfig flags, --controller-name/--controller-namespace), as kubeseal reaches it.
+    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
+    pub online: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Certificate to rotate to; default: the newest certificate (by NotBefore) among the key backups.
     #[command(flatten)]
     pub cert: CertSource,
@@ -175,6 +320,9 @@ pub struct RotateArgs {
     /// Connect to HOST at ADDR:PORT instead of resolving it (like curl --resolve; private endpoints without DNS).
     #[arg(long, value_name = "HOST=ADDR:PORT", hide = true)]
     pub resolve: Vec<String>,
+    /// Longest total wait on the controller's rate limit (HTTP 429) in one run (--controller-url).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub rate_limit_wait: u64,
 }
 
 #[derive(Debug, Args)]
@@ -209,8 +357,23 @@ pub struct KeygenArgs {
 pub struct CertArgs {
     #[command(flatten)]
     pub cert: CertSource,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
-fn parse_scope(s: &str) -> Result<Scope, String> {
-    s.parse().map_err(|e: arcseal_crypto::ScopeParseError| e.to_string())
+/// The same binary invoked as `kubeseal` (a link named so): kubeseal's flags, defaults and output
+/// (JSON unless `-o yaml` or a `.yaml`/`.yml` output file), so scripts and Makefiles run unchanged.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubeseal",
+    version,
+    about = "kubeseal-compatible: seal Secrets into SealedSecrets (arcseal's kubeseal personality).",
+    long_about = None
+)]
+pub struct KubesealCli {
+    #[command(flatten)]
+    pub seal: SealArgs,
+    /// klog's verbosity (accepted for compatibility; no effect).
+    #[arg(short = 'v', long = "v", hide = true, value_name = "LEVEL")]
+    pub verbosity: Option<String>,
 }

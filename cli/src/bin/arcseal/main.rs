@@ -5,16 +5,18 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
+use arcseal::controller::{Controller, Verdict};
 use arcseal::input::{self, Source};
 use arcseal::keys;
 use arcseal::keyvault;
 use arcseal::manifest::SealedSecret;
-use arcseal::output::{self, Format};
+use arcseal::output::{self, Access, Format};
 use arcseal::seal::{self, SealOptions};
 use arcseal::validate::{self, Checks, Severity};
 use arcseal::{Error, Location};
@@ -22,53 +24,147 @@ use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey, Scope}
 use clap::{CommandFactory, Parser};
 use zeroize::Zeroizing;
 
-use crate::cli::{CertArgs, Cli, Command, KeygenArgs, RotateArgs, SealArgs, UnsealArgs, ValidateArgs};
+use crate::cli::{
+    CertArgs, Cli, ClusterArgs, Command, KeygenArgs, KubesealCli, RotateArgs, SealArgs, UnsealArgs,
+    ValidateArgs,
+};
+
+/// Exit status after a closed stdout (`arcseal cert | head -1`): what a shell reports for SIGPIPE.
+const BROKEN_PIPE_EXIT: u8 = 141;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let result = if invoked_as_kubeseal() {
+        let cli = KubesealCli::parse();
+        seal(cli.seal, Personality::Kubeseal)
+    } else {
+        run(Cli::parse())
+    };
+    match result {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// Whether the program's file name (a symlink or hard link to this binary) is `kubeseal`.
+fn invoked_as_kubeseal() -> bool {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_stem().map(|s| s.to_os_string()))
+        .is_some_and(|s| s == "kubeseal")
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, each cause once: library errors often repeat their source's
+/// message in their own.
+fn error_message(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Writes to stdout; a closed pipe becomes an error `main` ends quietly on (never a panic).
+fn out(text: &str) -> anyhow::Result<()> {
+    output::emit(None, text)?;
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Seal(args) if args.recovery_unseal => unseal(UnsealArgs {
-            input: args.secret_file,
-            output: args.output,
-            format: args.format,
-            private_keys: args.recovery_private_key,
-            recovery_unseal: true,
-        }),
-        Command::Seal(args) => seal(args),
+        Command::Seal(args) => seal(args, Personality::Arcseal),
         Command::Unseal(args) => unseal(args),
         Command::Validate(args) => validate(args),
         Command::Rotate(args) => rotate(args),
         Command::Keygen(args) => keygen(args),
         Command::Cert(args) => cert(args),
         Command::Completion { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "arcseal", &mut std::io::stdout());
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "arcseal", &mut text);
+            out(&String::from_utf8_lossy(&text))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo(),
     }
 }
 
-fn sealing_certificate(spec: Option<&str>) -> anyhow::Result<Certificate> {
-    let Some(spec) = spec else {
-        bail!(
-            "no sealing certificate: pass --cert FILE|https-URL or set SEALED_SECRETS_CERT \
-             (get it with `kubeseal --fetch-cert` or from the controller's /v1/cert.pem)"
-        );
+/// Which command line is speaking: they differ only in defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Personality {
+    /// `arcseal seal`: YAML unless told otherwise.
+    Arcseal,
+    /// `kubeseal`: JSON unless `-o yaml` or a `.yaml`/`.yml` output file.
+    Kubeseal,
+}
+
+impl Personality {
+    fn format(self, explicit: Option<Format>, output: Option<&Path>) -> Format {
+        match self {
+            Personality::Arcseal => Format::choose(explicit, output),
+            Personality::Kubeseal => explicit
+                .or_else(|| output.and_then(Format::from_path).filter(|f| *f == Format::Yaml))
+                .unwrap_or(Format::Json),
+        }
+    }
+}
+
+/// The controller behind the API server's service proxy, as `cluster` names it.
+fn cluster_controller(cluster: &ClusterArgs) -> anyhow::Result<Controller> {
+    let proxy = arcseal::cluster::ServiceProxy::new(
+        &cluster.options(),
+        &cluster.controller_namespace,
+        &cluster.controller_name,
+    )?;
+    Ok(Controller::through_proxy(proxy))
+}
+
+/// The controller `validate`/`rotate` talk to online: `--controller-url`, or with `--online` the
+/// cluster's, through the API server's service proxy.
+fn online_controller(
+    url: Option<&str>,
+    online: bool,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<Option<Controller>> {
+    Ok(match (url, online) {
+        (Some(url), _) => Some(Controller::new(url)?),
+        (None, true) => Some(cluster_controller(cluster)?),
+        (None, false) => None,
+    })
+}
+
+/// `--cert` (file or https URL) when given, else the controller's certificate fetched through the
+/// API server, as kubeseal does.
+fn sealing_certificate(spec: Option<&str>, cluster: &ClusterArgs) -> anyhow::Result<Certificate> {
+    let (cert, at) = match spec {
+        Some(spec) => (keys::certificate(spec)?, spec.to_owned()),
+        None => {
+            let controller = cluster_controller(cluster).context(
+                "no --cert given, so the certificate is fetched from the cluster; pass --cert FILE|https-URL \
+                 (or SEALED_SECRETS_CERT) to seal offline",
+            )?;
+            let cert = controller.certificate()?;
+            (cert, format!("service {}/{}", cluster.controller_namespace, cluster.controller_name))
+        }
     };
-    let cert = keys::certificate(spec)?;
     if cert.is_expired_at(SystemTime::now()) {
         return Err(Error::ExpiredCertificate {
-            at: Box::new(Location::source(spec)),
+            at: Box::new(Location::source(at)),
             not_after: rfc3339(cert.not_after()),
         }
         .into());
@@ -76,39 +172,193 @@ fn sealing_certificate(spec: Option<&str>) -> anyhow::Result<Certificate> {
     Ok(cert)
 }
 
-fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
-    let cert = sealing_certificate(args.cert.cert.as_deref())?;
+/// Reads `-f` or stdin, with kubeseal's hint when stdin is a terminal.
+fn read_input(path: Option<&Path>) -> anyhow::Result<Source> {
+    if path.is_none_or(|p| p.as_os_str() == "-") && std::io::stdin().is_terminal() {
+        eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
+    }
+    Ok(Source::read(path)?)
+}
+
+/// `[KEY=]FILE` (kubectl's `--from-file`): the key and the path. A path that exists as given wins,
+/// so a file name holding `=` still works.
+fn from_file_spec(spec: &str) -> (String, std::path::PathBuf) {
+    if !Path::new(spec).exists()
+        && let Some((key, path)) = spec.split_once('=')
+        && !key.is_empty()
+    {
+        return (key.to_owned(), path.into());
+    }
+    let path = std::path::PathBuf::from(spec);
+    let key = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| spec.to_owned());
+    (key, path)
+}
+
+fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
+    if args.recovery_unseal {
+        return unseal(UnsealArgs {
+            input: args.secret_file,
+            output: args.output,
+            format: args.format,
+            private_keys: args.recovery_private_key,
+            recovery_unseal: true,
+        });
+    }
+    if args.fetch_cert {
+        return fetch_cert(&args);
+    }
+    if args.re_encrypt || args.validate {
+        return online(&args, personality);
+    }
+    let cert = sealing_certificate(args.cert.cert.as_deref(), &args.cluster)?;
+    let scope = args.scope.map(Scope::from);
     if args.raw {
-        let source = Source::read(args.from_file.as_deref())?;
+        let source = match args.from_file.as_slice() {
+            [] => read_input(None)?,
+            [one] => Source::read(Some(&from_file_spec(one).1))?,
+            _ => bail!("--raw seals one value: give one --from-file"),
+        };
         let value = seal::seal_raw(
             &cert,
-            args.scope.unwrap_or_default(),
+            scope.unwrap_or_default(),
             args.namespace.as_deref(),
             args.name.as_deref(),
             &source.bytes,
         )?;
         // Bare, without a newline, as kubeseal --raw prints it.
-        output::emit(None, &value)?;
+        out(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let options = SealOptions {
-        scope: args.scope,
+        scope,
         namespace: args.namespace.clone(),
-        fallback_namespace: args.namespace.clone().unwrap_or_else(arcseal::kubeconfig::current_namespace),
+        fallback_namespace: arcseal::cluster::namespace(&args.cluster.options(), args.namespace.as_deref())
+            .map_err(|e| format!("the kubeconfig's namespace cannot be read ({e})")),
         allow_empty_data: args.allow_empty_data,
     };
-    let source = Source::read(args.secret_file.as_deref())?;
-    let docs = input::documents(&source)?;
-    if docs.is_empty() {
-        bail!("{}: no Secret to seal (the input is empty)", source.name);
+    let mut docs = if args.from_file.is_empty() {
+        let source = read_input(args.secret_file.as_deref())?;
+        let docs = input::documents(&source)?;
+        if docs.is_empty() {
+            bail!("{}: no Secret to seal (the input is empty)", source.name);
+        }
+        docs
+    } else {
+        vec![secret_from_files(&args)?]
+    };
+    if let Some(name) = &args.name {
+        for doc in &mut docs {
+            name_document(doc, name)?;
+        }
     }
 
     if let Some(target) = &args.merge_into {
-        return merge_into(target, &docs, &cert, &options, args.format);
+        return merge_into(target, &docs, &cert, &options, args.format, personality);
     }
     let sealed = seal::seal_documents(&docs, &cert, &options)?;
-    let format = Format::choose(args.format, args.output.as_deref());
+    let format = personality.format(args.format, args.output.as_deref());
     output::emit(args.output.as_deref(), &output::render(&sealed, format)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--name` without `--raw`: names an input Secret that names none; a different name is an error.
+fn name_document(doc: &mut input::Document, name: &str) -> anyhow::Result<()> {
+    let Some(object) = doc.value.0.as_object_mut() else { return Ok(()) };
+    let meta = object.entry("metadata").or_insert_with(|| serde_json::json!({}));
+    let Some(meta) = meta.as_object_mut() else { return Ok(()) };
+    match meta.get("name").and_then(serde_json::Value::as_str) {
+        Some(given) if !given.is_empty() && given != name => {
+            bail!("{}: metadata.name {given:?} differs from --name {name:?}; drop one of them", doc.at)
+        }
+        _ => {
+            meta.insert("name".into(), name.into());
+            Ok(())
+        }
+    }
+}
+
+/// A Secret built from `--from-file [KEY=]FILE` items, named `--name` (as `kubectl create secret
+/// generic NAME --from-file` would make it).
+fn secret_from_files(args: &SealArgs) -> anyhow::Result<input::Document> {
+    let name = args.name.as_deref().context("--from-file without --raw builds a Secret: give it a --name")?;
+    let mut data = serde_json::Map::new();
+    for spec in &args.from_file {
+        let (key, path) = from_file_spec(spec);
+        let source = Source::read(Some(&path))?;
+        if data.insert(key.clone(), arcseal_crypto::encode_base64(&source.bytes).into()).is_some() {
+            bail!("--from-file: item {key:?} is given twice");
+        }
+    }
+    let mut metadata = serde_json::json!({ "name": name });
+    if let Some(ns) = &args.namespace {
+        metadata["namespace"] = ns.as_str().into();
+    }
+    let value = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata, "data": data,
+    });
+    Ok(input::Document { at: Location::source("--from-file"), value: input::Wiped(value) })
+}
+
+/// `--fetch-cert`: the PEM of `--cert` or of the controller, on stdout or in `-w`.
+fn fetch_cert(args: &SealArgs) -> anyhow::Result<ExitCode> {
+    let pem = match args.cert.cert.as_deref() {
+        Some(spec) => keys::certificate(spec)?.to_pem(),
+        None => {
+            let controller = cluster_controller(&args.cluster)?;
+            let body = controller.certificate_pem()?;
+            // Checked before printing: what the proxy answered must be a certificate.
+            Certificate::from_pem(&body).map_err(|e| Error::Cert {
+                at: Box::new(Location::source(format!(
+                    "service {}/{} /v1/cert.pem",
+                    args.cluster.controller_namespace, args.cluster.controller_name
+                ))),
+                source: e,
+            })?;
+            String::from_utf8_lossy(&body).into_owned()
+        }
+    };
+    output::emit(args.output.as_deref(), &pem)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--re-encrypt` (the controller's /v1/rotate) and `--validate` (its /v1/verify) on the SealedSecrets
+/// of `-f` or stdin.
+fn online(args: &SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
+    let controller = match &args.cert.cert {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            let base = url.trim_end_matches("/v1/cert.pem");
+            Controller::new(base)?
+        }
+        _ => cluster_controller(&args.cluster)?,
+    };
+    let source = read_input(args.secret_file.as_deref())?;
+    let docs = input::documents(&source)?;
+    if docs.is_empty() {
+        bail!("{}: no SealedSecret given (the input is empty)", source.name);
+    }
+    let mut results = Vec::new();
+    for doc in &docs {
+        let sealed = SealedSecret::from_value(&doc.value.0, &doc.at)?;
+        let at = sealed.location(&doc.at);
+        if args.validate {
+            match controller.verify(&doc.value.0, &at)? {
+                Verdict::Opens => {}
+                Verdict::DoesNotOpen => bail!(
+                    "{at}: unable to decrypt sealed secret: the controller's keys do not open it (sealed with \
+                     another key, or for another name, namespace or scope)"
+                ),
+                Verdict::Invalid(why) => bail!("{at}: the controller refused it: {why}"),
+            }
+        } else {
+            let mut rotated = controller.rotate(&doc.value.0, &at, None)?;
+            rotated.status = None;
+            results.push(rotated);
+        }
+    }
+    if args.re_encrypt {
+        let format = personality.format(args.format, args.output.as_deref());
+        output::emit(args.output.as_deref(), &output::render(&results, format)?)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,6 +368,7 @@ fn merge_into(
     cert: &Certificate,
     options: &SealOptions,
     format: Option<Format>,
+    personality: Personality,
 ) -> anyhow::Result<ExitCode> {
     let source = Source::read(Some(target))?;
     let existing_docs = input::documents(&source)?;
@@ -128,8 +379,14 @@ fn merge_into(
     for doc in docs {
         seal::merge_into(&mut existing, &existing_doc.at, doc, cert, options)?;
     }
-    let format = Format::choose(format, Some(target));
-    output::write_atomic(target, output::render(&[existing], format)?.as_bytes(), None)?;
+    // The file keeps its own format: a JSON file stays JSON, a YAML file YAML.
+    let text = std::str::from_utf8(&source.bytes).unwrap_or_default().trim_start();
+    let own = if text.starts_with('{') { Format::Json } else { Format::Yaml };
+    let format = format.unwrap_or(match personality {
+        Personality::Arcseal => Format::choose(None, Some(target)),
+        Personality::Kubeseal => own,
+    });
+    output::write_atomic(target, output::render(&[existing], format)?.as_bytes(), Access::Public)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -143,7 +400,7 @@ fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
 
 fn unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
     let ring = key_ring(&args.private_keys)?;
-    let source = Source::read(args.input.as_deref())?;
+    let source = read_input(args.input.as_deref())?;
     let docs = input::documents(&source)?;
     if docs.is_empty() {
         bail!("{}: no SealedSecret to unseal (the input is empty)", source.name);
@@ -158,9 +415,9 @@ fn unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
     let format = Format::choose(args.format, args.output.as_deref());
     let text = output::render(&secrets, format)?;
     match &args.output {
-        // Plaintext on disk: readable by the owner only.
-        Some(path) => output::write_atomic(path, text.as_bytes(), Some(0o600))?,
-        None => output::emit(None, &text)?,
+        // Plaintext on disk: readable by the owner only, always.
+        Some(path) => output::write_atomic(path, text.as_bytes(), Access::Private)?,
+        None => out(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -173,13 +430,19 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
         problems.extend(validate::check_certificate(c, &Location::source(spec), now));
     }
-    let controller = args.controller_url.as_deref().map(arcseal::controller::Controller::new).transpose()?;
+    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
+        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), controller: controller.as_ref() };
     let mut cases = Vec::new();
+    let mut files = 0;
     if args.files.is_empty() {
-        let source = Source::read(None)?;
+        let source = read_input(None)?;
+        files = 1;
         match input::documents(&source) {
             Ok(docs) => {
+                for doc in &docs {
+                    problems.extend(validate::plaintext_secret_problems(&doc.value.0, &doc.at));
+                }
                 for doc in docs.iter().filter(|d| is_sealed_secret(&d.value.0)) {
                     let found = validate::check_document(doc, &checks);
                     cases.push((doc.at.to_string(), found.clone()));
@@ -191,13 +454,30 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         for root in &args.files {
             for path in arcseal::repo::manifest_files(root)? {
+                files += 1;
                 validate_file(&path, &checks, &mut problems, &mut cases);
             }
         }
     }
-    for p in &problems {
-        println!("{p}");
+    if cases.is_empty() && !args.allow_empty {
+        problems.push(validate::Problem {
+            at: Location::source(if args.files.is_empty() {
+                "<stdin>".to_owned()
+            } else {
+                args.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+            }),
+            severity: Severity::Error,
+            message: format!(
+                "no SealedSecret found in {files} manifest file(s): nothing was checked (a mistyped path?); \
+                 pass --allow-empty if that is expected"
+            ),
+        });
     }
+    let mut report = String::new();
+    for p in &problems {
+        report.push_str(&format!("{p}\n"));
+    }
+    out(&report)?;
     let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
     eprintln!(
         "{} SealedSecret(s) checked: {errors} error(s), {} warning(s)",
@@ -205,7 +485,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         problems.len() - errors
     );
     if let Some(path) = &args.junit {
-        output::write_atomic(path, validate::junit_xml(&cases).as_bytes(), None)?;
+        output::write_atomic(path, validate::junit_xml(&cases).as_bytes(), Access::Public)?;
     }
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -214,7 +494,8 @@ fn is_sealed_secret(value: &serde_json::Value) -> bool {
     value.get("kind").and_then(|k| k.as_str()) == Some(arcseal::manifest::KIND)
 }
 
-/// Checks every SealedSecret of one repository file, pointing each problem at its item's line.
+/// Checks every SealedSecret of one repository file, pointing each problem at its item's line, and
+/// flags every plaintext Secret in it.
 fn validate_file(
     path: &Path,
     checks: &Checks<'_>,
@@ -233,7 +514,8 @@ fn validate_file(
         let chunk = file.chunks[d];
         let value = match file.parse(d) {
             Ok(v) => v,
-            Err(e) if file.text()[chunk.start..chunk.end].contains(arcseal::manifest::KIND) => {
+            // A Secret or SealedSecret that cannot be read is a failure; other documents are skipped.
+            Err(e) if file.text()[chunk.start..chunk.end].contains("Secret") => {
                 let p = validate::Problem::from_error(&at, &e);
                 cases.push((at.to_string(), vec![p.clone()]));
                 problems.push(p);
@@ -241,6 +523,7 @@ fn validate_file(
             }
             Err(_) => continue,
         };
+        problems.extend(validate::plaintext_secret_problems(&value.0, &at));
         if !is_sealed_secret(&value.0) {
             continue;
         }
@@ -267,10 +550,15 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
             certs.extend(cert);
         }
     }
-    let controller = args.controller_url.as_deref().map(arcseal::controller::Controller::new).transpose()?;
+    // Everything `--branch` needs is checked before anything is read from a controller or written.
+    if let Some(branch) = args.branch.as_deref().filter(|_| !args.dry_run) {
+        git_preflight(&args.path, branch)?;
+    }
+    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
+        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let target = match (args.cert.cert.as_deref(), &controller) {
         (_, Some(controller)) => controller.certificate()?,
-        (Some(spec), None) => sealing_certificate(Some(spec))?,
+        (Some(spec), None) => keys::certificate(spec)?,
         (None, None) => certs
             .into_iter()
             .max_by_key(|c| c.not_before())
@@ -313,7 +601,7 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         let rotations = keyvault::dry_run(&targets, &settings)?;
         write_rotate_report(&args, &plan, &rotations)?;
-        print!("{}", rotate_message(&plan, &rotations));
+        out(&rotate_message(&plan, &rotations))?;
         eprintln!("dry run: nothing written (no file, no Key Vault version)");
         return Ok(ExitCode::SUCCESS);
     }
@@ -326,22 +614,40 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         Some(branch) if !touched.is_empty() => Some(git_prepare(&args.path, branch, &touched)?),
         _ => None,
     };
-    // Every Key Vault write first: a failure leaves every repository file as it was.
-    let rotations = if targets.is_empty() {
-        Vec::new()
-    } else {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime for Key Vault")?;
-        runtime.block_on(keyvault::write(&targets, &settings))?
+    let result = (|| -> anyhow::Result<Vec<keyvault::Rotation>> {
+        // Every Key Vault write first: a failure leaves every repository file as it was.
+        let rotations = if targets.is_empty() {
+            Vec::new()
+        } else {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime for Key Vault")?;
+            runtime.block_on(keyvault::write(&targets, &settings))?
+        };
+        keyvault::edit_pins(&mut plan.changes, &manifests, &targets, &rotations)?;
+        arcseal::rotate::apply(&plan)?;
+        if let Some(repo) = &repo {
+            git_commit(&repo.root, &plan, &rotate_message(&plan, &rotations))?;
+        }
+        Ok(rotations)
+    })();
+    let rotations = match (result, &repo) {
+        (Ok(r), _) => r,
+        (Err(e), Some(repo)) => {
+            let undo = git_undo(repo, &touched);
+            return Err(match undo {
+                Ok(()) => e.context(
+                    "rotate --branch undone: the files, the index and the branches are as they were",
+                ),
+                Err(u) => e.context(format!("and undoing the branch failed too ({u:#}); check `git status`")),
+            });
+        }
+        (Err(e), None) => return Err(e),
     };
-    keyvault::edit_pins(&mut plan.changes, &manifests, &targets, &rotations)?;
-    arcseal::rotate::apply(&plan)?;
     write_rotate_report(&args, &plan, &rotations)?;
     match (repo, &args.branch) {
-        (Some(root), Some(branch)) => {
-            git_commit(&root, &plan, &rotate_message(&plan, &rotations))?;
+        (Some(_), Some(branch)) => {
             eprintln!("committed on branch {branch}");
         }
         (None, Some(_)) => {
@@ -418,7 +724,7 @@ fn write_rotate_report(
         "items": plan.items,
         "keyVault": rotations,
     });
-    output::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes(), None)?;
+    output::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes(), Access::Public)?;
     Ok(())
 }
 
@@ -426,33 +732,89 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out =
         std::process::Command::new("git").arg("-C").arg(dir).args(args).output().context("running git")?;
     if !out.status.success() {
-        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!("git {}: {}", args.first().unwrap_or(&""), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Checks the files to change have no uncommitted edits (they would be swept into the commit), then
-/// creates the branch.
-fn git_prepare(
-    path: &Path,
-    branch: &str,
-    touched: &[std::path::PathBuf],
-) -> anyhow::Result<std::path::PathBuf> {
-    let dir = if path.is_dir() {
+/// Checks, before anything is written, what committing on a new branch needs: a git work tree, a
+/// committer identity (CI runners often have none), and a valid branch name that does not exist yet.
+fn git_preflight(path: &Path, branch: &str) -> anyhow::Result<()> {
+    let dir = git_dir(path);
+    git(&dir, &["rev-parse", "--show-toplevel"]).context("--branch needs a git work tree")?;
+    for ident in ["GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"] {
+        if git(&dir, &["var", ident]).is_err() {
+            bail!(
+                "--branch: git has no identity to commit with; set one first (git config user.name \"...\" and \
+                 git config user.email \"...\", or GIT_AUTHOR_NAME/GIT_AUTHOR_EMAIL/GIT_COMMITTER_NAME/\
+                 GIT_COMMITTER_EMAIL); nothing was changed"
+            );
+        }
+    }
+    if git(&dir, &["check-ref-format", "--branch", branch]).is_err() {
+        bail!("--branch {branch:?} is not a valid git branch name; nothing was changed");
+    }
+    if git(&dir, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")]).is_ok() {
+        bail!("--branch {branch:?} already exists; pick a new name or delete it; nothing was changed");
+    }
+    Ok(())
+}
+
+fn git_dir(path: &Path) -> std::path::PathBuf {
+    if path.is_dir() {
         path.to_path_buf()
     } else {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    };
+        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+    }
+}
+
+/// The branch made for a rotation, and how to go back.
+struct GitBranch {
+    root: std::path::PathBuf,
+    /// Branch (or commit, when detached) checked out before.
+    previous: String,
+    branch: String,
+}
+
+/// Checks the files to change have no uncommitted edits (they would be swept into the commit), then
+/// creates the branch.
+fn git_prepare(path: &Path, branch: &str, touched: &[std::path::PathBuf]) -> anyhow::Result<GitBranch> {
+    let dir = git_dir(path);
     let root = std::path::PathBuf::from(git(&dir, &["rev-parse", "--show-toplevel"])?);
     let mut status = vec!["status", "--porcelain", "--"];
     let files: Vec<String> = touched.iter().map(|p| p.display().to_string()).collect();
     status.extend(files.iter().map(String::as_str));
     let dirty = git(&dir, &status)?;
     if !dirty.is_empty() {
-        bail!("uncommitted changes in files rotate would change; commit or stash them first:\n{dirty}");
+        bail!(
+            "uncommitted changes in files rotate would change; commit or stash them first (nothing was changed):\n{dirty}"
+        );
     }
-    git(&dir, &["checkout", "-b", branch])?;
-    Ok(root)
+    let previous = match git(&dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]) {
+        Ok(name) => name,
+        Err(_) => git(&dir, &["rev-parse", "HEAD"])?,
+    };
+    git(&dir, &["checkout", "--quiet", "-b", branch])?;
+    Ok(GitBranch { root, previous, branch: branch.to_owned() })
+}
+
+/// Puts the touched files, the index and the checked-out branch back as they were, and deletes the
+/// branch made for the rotation.
+fn git_undo(repo: &GitBranch, touched: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let files: Vec<String> = touched
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| p.display().to_string())
+        })
+        .collect();
+    let mut restore = vec!["checkout", "--quiet", "HEAD", "--"];
+    restore.extend(files.iter().map(String::as_str));
+    git(&repo.root, &restore)?;
+    git(&repo.root, &["checkout", "--quiet", &repo.previous])?;
+    git(&repo.root, &["branch", "--quiet", "-D", &repo.branch])?;
+    Ok(())
 }
 
 fn git_commit(root: &Path, plan: &arcseal::rotate::Plan, message: &str) -> anyhow::Result<()> {
@@ -486,14 +848,14 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     };
     let cert = Certificate::self_signed(&key, &params).context("keygen")?;
     let key_pem = key.to_pkcs1_pem().context("keygen")?;
-    output::write_atomic(&args.key_out, key_pem.as_bytes(), Some(0o600))?;
-    output::write_atomic(&args.cert_out, cert.to_pem().as_bytes(), Some(0o644))?;
+    output::write_atomic(&args.key_out, key_pem.as_bytes(), Access::Private)?;
+    output::write_atomic(&args.cert_out, cert.to_pem().as_bytes(), Access::Public)?;
     if let Some(path) = &args.secret_out {
         let secret = keys::key_secret(&key, &cert, &args.secret_namespace)?;
         output::write_atomic(
             path,
             output::render(&[secret], Format::choose(None, Some(path)))?.as_bytes(),
-            Some(0o600),
+            Access::Private,
         )?;
     }
     eprintln!(
@@ -506,15 +868,24 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn cert(args: CertArgs) -> anyhow::Result<ExitCode> {
-    let spec = args.cert.cert.context("pass --cert FILE|https-URL or set SEALED_SECRETS_CERT")?;
-    let cert = keys::certificate(&spec)?;
+    let cert = match args.cert.cert.as_deref() {
+        Some(spec) => keys::certificate(spec)?,
+        None => cluster_controller(&args.cluster)
+            .context("no --cert given, so the certificate is fetched from the cluster")?
+            .certificate()?,
+    };
     let expired = cert.is_expired_at(SystemTime::now());
-    println!("fingerprint: sha256:{}", cert.fingerprint());
-    println!("subject:     {}", if cert.subject().is_empty() { "(empty)" } else { cert.subject() });
-    println!("serial:      {}", cert.serial());
-    println!("key:         RSA-{}", cert.public_key().bits());
-    println!("not before:  {}", rfc3339(cert.not_before()));
-    println!("not after:   {}{}", rfc3339(cert.not_after()), if expired { " (EXPIRED)" } else { "" });
+    let text = format!(
+        "fingerprint: sha256:{}\nsubject:     {}\nserial:      {}\nkey:         RSA-{}\nnot before:  {}\nnot after:   {}{}\n",
+        cert.fingerprint(),
+        if cert.subject().is_empty() { "(empty)" } else { cert.subject() },
+        cert.serial(),
+        cert.public_key().bits(),
+        rfc3339(cert.not_before()),
+        rfc3339(cert.not_after()),
+        if expired { " (EXPIRED)" } else { "" }
+    );
+    out(&text)?;
     Ok(if expired { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -543,9 +914,9 @@ fn demo() -> anyhow::Result<ExitCode> {
     let cert = Certificate::self_signed(&key, &params)?;
     eprintln!("# sealing this Secret for certificate sha256:{}:\n{DEMO_SECRET}", cert.fingerprint());
     let docs = input::documents(&Source::from_bytes("demo Secret", DEMO_SECRET.as_bytes().to_vec()))?;
-    let options = SealOptions { fallback_namespace: "default".into(), ..SealOptions::default() };
+    let options = SealOptions::default();
     let sealed = seal::seal_documents(&docs, &cert, &options)?;
-    println!("{}", output::render(&sealed, Format::Yaml)?.as_str());
+    out(&format!("{}\n", output::render(&sealed, Format::Yaml)?.as_str()))?;
 
     eprintln!("# unsealing it again with the private key, as `arcseal unseal --private-key` does");
     let ring = KeyRing::new(vec![key]);
