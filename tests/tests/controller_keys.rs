@@ -150,6 +150,11 @@ async fn a_deleted_key_secret_keeps_its_key_loaded() -> TestResult {
     let (ssa, secrets) = (ns.api::<SealedSecret>(), ns.api::<Secret>());
     let pp = PostParams::default();
     let a_name = key_secrets(&secrets).await[0].name_any();
+    // Deleted only once loaded: a key the controller never saw is not the case under test.
+    poll("key A loaded", TIMEOUT, || async {
+        Ok(running.handles.keys.snapshot().ring().get(&key_a.fingerprint()).map(|_| ()))
+    })
+    .await?;
     secrets.delete(&a_name, &Default::default()).await?;
     poll("key A orphaned", TIMEOUT, || async {
         let keys = running.handles.keys.snapshot();

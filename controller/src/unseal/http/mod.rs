@@ -205,28 +205,40 @@ async fn admit(
     Ok(ss)
 }
 
-async fn verify(
-    State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+/// Admission, then `work` on a blocking thread (RSA is CPU-bound) with the current keys.
+async fn decrypting(
+    api: Arc<Api>,
+    peer: SocketAddr,
     headers: HeaderMap,
     body: Body,
+    work: impl FnOnce(SealedSecret, &super::keys::KeySet, &Metrics) -> Response + Send + 'static,
 ) -> Response {
     let ss = match admit(&api, peer, &headers, body).await {
         Ok(ss) => ss,
         Err(response) => return response,
     };
     let (keys, metrics) = (api.keys.snapshot(), api.metrics.clone());
-    let result =
-        tokio::task::spawn_blocking(move || reconcile::open_items(&ss, &keys, None, &metrics).map(|_| ()))
-            .await;
-    match result {
-        Ok(Ok(())) => (StatusCode::OK, "ok").into_response(),
-        Ok(Err(reconcile::Error::NoKeys)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "the controller has no key yet").into_response()
+    tokio::task::spawn_blocking(move || work(ss, &keys, &metrics))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn verify(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    decrypting(api, peer, headers, body, |ss, keys, metrics| {
+        match reconcile::open_items(&ss, keys, None, metrics) {
+            Ok(_) => (StatusCode::OK, "ok").into_response(),
+            Err(reconcile::Error::NoKeys) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "the controller has no key yet").into_response()
+            }
+            Err(_) => (StatusCode::CONFLICT, VERIFY_CONFLICT).into_response(),
         }
-        Ok(Err(_)) => (StatusCode::CONFLICT, VERIFY_CONFLICT).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    })
+    .await
 }
 
 async fn rotate(
@@ -235,20 +247,14 @@ async fn rotate(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let ss = match admit(&api, peer, &headers, body).await {
-        Ok(ss) => ss,
-        Err(response) => return response,
-    };
-    let (keys, metrics) = (api.keys.snapshot(), api.metrics.clone());
-    let result = tokio::task::spawn_blocking(move || rotate_blocking(ss, &keys, &metrics)).await;
-    match result {
-        Ok(Ok(ss)) => match serde_json::to_string(&ss) {
+    decrypting(api, peer, headers, body, |ss, keys, metrics| match rotate_blocking(ss, keys, metrics) {
+        Ok(ss) => match serde_json::to_string(&ss) {
             Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         },
-        Ok(Err((code, message))) => (code, message).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+        Err((code, message)) => (code, message).into_response(),
+    })
+    .await
 }
 
 /// Re-seals every item of `ss` to the newest key under the label its own metadata declares.
