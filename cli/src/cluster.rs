@@ -356,12 +356,7 @@ impl ServiceProxy {
                 .await
                 .map_err(|e| Error::input(&at, format!("request failed: {}", error_chain(&e))))?;
             let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::controller::retry_after(response.headers());
             let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
             let bytes = limited
                 .collect()

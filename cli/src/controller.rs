@@ -243,12 +243,7 @@ impl Controller {
                     Error::input(&at, format!("request failed: {}", crate::cluster::error_chain(&e)))
                 })?;
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = retry_after(response.headers());
                 let mut answer = Vec::new();
                 response
                     .take(MAX_ANSWER_BYTES + 1)
@@ -288,6 +283,15 @@ pub fn check_answer_value(value: &str, modulus_len: Option<usize>) -> std::resul
 }
 
 /// The first line of an answer, at most 200 characters (answers carry no plaintext, but keep it short).
+/// The `Retry-After` of an answer, in its seconds form (the HTTP-date form is not read).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 fn short(body: &[u8]) -> String {
     String::from_utf8_lossy(body).lines().next().unwrap_or("").chars().take(200).collect()
 }
