@@ -7,41 +7,19 @@ use std::time::Duration;
 
 use arcseal_controller::csi::health::{self, HealthConfig};
 use arcseal_controller::csi::proto::MountResponse;
-use arcseal_tests::keyvault::provider::{Pod, ProviderHarness, attributes, objects, test_config};
+use arcseal_tests::keyvault::provider::{ProviderHarness, test_config};
 use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const SP: &str = r#"{"clientid":"app-1","clientsecret":"s3cret"}"#;
-
-fn files(r: &MountResponse) -> BTreeMap<String, (i32, Vec<u8>)> {
-    r.files.iter().map(|f| (f.path.clone(), (f.mode, f.contents.clone()))).collect()
-}
+mod csi_common;
+use csi_common::*;
 
 fn text(r: &MountResponse, path: &str) -> String {
     let f = files(r);
     let (_, bytes) =
         f.get(path).unwrap_or_else(|| panic!("no file {path}: {:?}", f.keys().collect::<Vec<_>>()));
     String::from_utf8(bytes.clone()).expect("utf-8")
-}
-
-async fn setup() -> (KeyVaultStandIn, ProviderHarness) {
-    let kv = KeyVaultStandIn::start().await;
-    kv.add_app("app-1", "s3cret");
-    let p = ProviderHarness::start(&kv).await;
-    (kv, p)
-}
-
-fn sp_attrs(objs: &[&str]) -> String {
-    sp_attrs_with(objs, &[])
-}
-
-fn sp_attrs_with(objs: &[&str], extra: &[(&str, &str)]) -> String {
-    let o = objects(objs);
-    let mut params = vec![("keyvaultName", "kv1"), ("tenantID", TENANT), ("objects", o.as_str())];
-    params.extend_from_slice(extra);
-    attributes(&params, &Pod::new("team-a", "app"))
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -12,27 +12,11 @@ use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, TestCa};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const SP: &str = r#"{"clientid":"app-1","clientsecret":"s3cret"}"#;
-
-fn files(r: &MountResponse) -> BTreeMap<String, (i32, Vec<u8>)> {
-    r.files.iter().map(|f| (f.path.clone(), (f.mode, f.contents.clone()))).collect()
-}
+mod csi_common;
+use csi_common::*;
 
 fn versions(r: &MountResponse) -> BTreeMap<String, String> {
     r.object_version.iter().map(|v| (v.id.clone(), v.version.clone())).collect()
-}
-
-async fn setup() -> (KeyVaultStandIn, ProviderHarness) {
-    let kv = KeyVaultStandIn::start().await;
-    kv.add_app("app-1", "s3cret");
-    let p = ProviderHarness::start(&kv).await;
-    (kv, p)
-}
-
-fn sp_attrs(objs: &[&str]) -> String {
-    let o = objects(objs);
-    attributes(&[("keyvaultName", "kv1"), ("tenantID", TENANT), ("objects", &o)], &Pod::new("team-a", "app"))
 }
 
 #[tokio::test]
