@@ -5,7 +5,7 @@ use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey};
-use common::arcseal;
+use common::{KeyDir as Keys, arcseal};
 use serde_json::Value;
 
 mod common;
@@ -30,42 +30,6 @@ fn fixture(name: &str) -> String {
     let path = fixtures().join(name);
     assert!(path.exists(), "fixture {} missing (set ARCSEAL_FIXTURES)", path.display());
     path.display().to_string()
-}
-
-struct Keys {
-    dir: tempfile::TempDir,
-}
-
-impl Keys {
-    fn new() -> Keys {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = Keys { dir };
-        ok(&arcseal(
-            &[
-                "keygen",
-                "--bits",
-                "2048",
-                "--key-out",
-                &keys.path("key.pem"),
-                "--cert-out",
-                &keys.path("cert.pem"),
-                "--secret-out",
-                &keys.path("key-secret.yaml"),
-            ],
-            None,
-        ));
-        keys
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
 }
 
 const SECRET: &str = r#"apiVersion: v1

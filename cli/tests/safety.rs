@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
-use common::{FakeController, arcseal, arcseal_env};
+use common::{FakeController, KeyDir as Dir, arcseal, arcseal_env};
 
 mod common;
 
@@ -18,46 +18,6 @@ fn failed(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
-struct Dir(tempfile::TempDir);
-
-impl Dir {
-    /// A directory with a throwaway key pair (key.pem, cert.pem).
-    fn with_keys() -> Dir {
-        let dir = Dir(tempfile::tempdir().unwrap());
-        ok(&arcseal(
-            &[
-                "keygen",
-                "--bits",
-                "2048",
-                "--key-out",
-                &dir.path("key.pem"),
-                "--cert-out",
-                &dir.path("cert.pem"),
-            ],
-            None,
-        ));
-        dir
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.path().join(name).display().to_string()
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.path(name);
-        if let Some(parent) = std::path::Path::new(&path).parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-
-    fn seal(&self, secret: &str) -> String {
-        let input = self.write("in.yaml", secret);
-        ok(&arcseal(&["seal", "--cert", &self.path("cert.pem"), "-f", &input], None))
-    }
-}
-
 fn mode(path: &str) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -66,7 +26,7 @@ const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  nam
 
 #[test]
 fn plaintext_and_keys_are_written_0600_over_wider_files_and_never_through_a_link() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let sealed = dir.write("sealed.yaml", &dir.seal(SECRET));
     // unseal -w over an existing 0644 file: the plaintext ends up 0600.
     let out_path = dir.write("plain.yaml", "old\n");
@@ -112,7 +72,7 @@ fn plaintext_and_keys_are_written_0600_over_wider_files_and_never_through_a_link
 
 #[test]
 fn certificate_files_are_capped_and_errors_print_each_cause_once() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let big = dir.write("big.pem", &"A".repeat(2 << 20));
     let err = failed(&arcseal(&["cert", "--cert", &big], None));
     assert!(err.contains("larger than 1024 KiB"), "{err}");
@@ -124,7 +84,7 @@ fn certificate_files_are_capped_and_errors_print_each_cause_once() {
 
 #[test]
 fn names_and_namespaces_the_api_server_refuses_are_refused() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     for (secret, expect) in [
         ("metadata: {name: a/b, namespace: team-a}", "metadata.name \"a/b\""),
         ("metadata: {name: db, namespace: 'Bad Name!'}", "namespace \"Bad Name!\""),
@@ -143,7 +103,7 @@ fn names_and_namespaces_the_api_server_refuses_are_refused() {
 
 #[test]
 fn duplicate_json_keys_are_refused() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let input = dir.write(
         "dup.json",
         r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "a"},
@@ -156,7 +116,7 @@ fn duplicate_json_keys_are_refused() {
 
 #[test]
 fn a_closed_stdout_ends_quietly() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let script = format!(
         "{} completion bash | head -c 1 >/dev/null; {} cert --cert {} | head -n 1 >/dev/null",
         env!("CARGO_BIN_EXE_arcseal"),
@@ -173,7 +133,7 @@ fn the_controller_is_never_followed_off_its_url() {
     let server = FakeController::start(|_, _, _| {
         (302, vec![("location".into(), "http://198.18.0.9/v1/cert.pem".into())], Vec::new())
     });
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     dir.write("repo/s.yaml", &dir.seal(SECRET));
     let err = failed(&arcseal(&["rotate", &dir.path("repo"), "--controller-url", &server.url], None));
     assert!(err.contains("HTTP 302"), "{err}");
@@ -200,8 +160,8 @@ fn hostile(cert: String, rotate: fn(&serde_json::Value) -> serde_json::Value) ->
 
 #[test]
 fn online_rotate_checks_every_value_from_the_controller_before_writing() {
-    let dir = Dir::with_keys();
-    let old = Dir::with_keys();
+    let dir = Dir::new();
+    let old = Dir::new();
     let text = old.seal(SECRET);
     let file = dir.write("repo/s.yaml", &text);
     let cert = std::fs::read_to_string(dir.path("cert.pem")).unwrap();
@@ -255,7 +215,7 @@ fn online_rotate_checks_every_value_from_the_controller_before_writing() {
 
 #[test]
 fn online_validate_waits_out_429_and_gives_up_clearly() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     dir.write("repo/s.yaml", &dir.seal(SECRET));
     let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = busy.clone();
@@ -284,7 +244,7 @@ fn online_validate_waits_out_429_and_gives_up_clearly() {
 
 #[test]
 fn validate_fails_when_it_checked_nothing() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     dir.write("empty/README.md", "no manifests\n");
     let out = arcseal(&["validate", &dir.path("empty")], None);
     assert_eq!(out.status.code(), Some(1));
@@ -296,7 +256,7 @@ fn validate_fails_when_it_checked_nothing() {
 
 #[test]
 fn validate_fails_on_a_plaintext_secret_anywhere_naming_items_never_values() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     dir.write("repo/apps/sealed.yaml", &dir.seal(SECRET));
     dir.write(
         "repo/apps/deep/mistake.yaml",
@@ -322,7 +282,7 @@ fn validate_fails_on_a_plaintext_secret_anywhere_naming_items_never_values() {
 
 #[test]
 fn validate_refuses_what_rotate_values_would_refuse() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let sealed = dir.seal(SECRET);
     let bad_policy =
         sealed.replacen("annotations:\n", "annotations:\n    arcseal.dev/generate: password=4\n", 1);
@@ -340,7 +300,7 @@ fn validate_refuses_what_rotate_values_would_refuse() {
 
 #[test]
 fn the_namespace_comes_from_the_kubeconfig_like_kubectl() {
-    let dir = Dir::with_keys();
+    let dir = Dir::new();
     let kubeconfig = dir.write(
         "kubeconfig",
         "apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context: {cluster: c, user: u, namespace: team-dev}\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {}\n",
@@ -384,8 +344,8 @@ fn the_namespace_comes_from_the_kubeconfig_like_kubectl() {
 
 #[test]
 fn rotate_never_edits_a_copy_of_the_value_instead_of_its_node() {
-    let old = Dir::with_keys();
-    let new = Dir::with_keys();
+    let old = Dir::new();
+    let new = Dir::new();
     let sealed = old.seal(SECRET);
     let doc: serde_json::Value = serde_saphyr::from_str(&sealed).unwrap();
     let value = doc["spec"]["encryptedData"]["password"].as_str().unwrap().to_owned();

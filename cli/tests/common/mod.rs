@@ -118,3 +118,46 @@ impl FakeController {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A temporary directory with a throwaway RSA-2048 key pair made by `arcseal keygen`: `key.pem`, `cert.pem` and
+/// `key-secret.yaml` (the key as the controller's key Secret).
+#[allow(dead_code)]
+pub struct KeyDir {
+    /// The directory; removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl KeyDir {
+    pub fn new() -> KeyDir {
+        let keys = KeyDir { dir: tempfile::tempdir().unwrap() };
+        let (key, cert, secret) = (keys.path("key.pem"), keys.path("cert.pem"), keys.path("key-secret.yaml"));
+        let args =
+            ["keygen", "--bits", "2048", "--key-out", &key, "--cert-out", &cert, "--secret-out", &secret];
+        let out = arcseal(&args, None);
+        assert!(out.status.success(), "keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+        keys
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// Writes `contents` to `name` (parent directories created); returns the path.
+    pub fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.path(name);
+        if let Some(parent) = std::path::Path::new(&path).parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// `arcseal seal` of the Secret text `secret` with this directory's certificate: the SealedSecret's text.
+    pub fn seal(&self, secret: &str) -> String {
+        let input = self.write("in.yaml", secret);
+        let out = arcseal(&["seal", "--cert", &self.path("cert.pem"), "-f", &input], None);
+        assert!(out.status.success(), "seal failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
