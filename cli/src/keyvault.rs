@@ -17,9 +17,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use arcseal_keyvault::cloud::{Endpoints, Overrides};
+use arcseal_keyvault::params::{CloudName, KeyVaultObject, ObjectType, parse_objects, parse_vault_name};
+use arcseal_keyvault::service_error::ServiceError;
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, HttpClient, Transport};
 use azure_identity::{
     ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
@@ -27,7 +28,7 @@ use azure_identity::{
 };
 use azure_security_keyvault_secrets::models::SetSecretParameters;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Location, Result};
@@ -40,44 +41,6 @@ pub const SPC_KIND: &str = "SecretProviderClass";
 pub const SPC_GROUP: &str = "secrets-store.csi.x-k8s.io/";
 /// Providers whose `objects` name Azure Key Vault objects.
 pub const PROVIDERS: [&str; 2] = ["arcseal", "azure"];
-/// Largest `objects` string read (the CSI driver's own gRPC limit is 4 MiB).
-const MAX_OBJECTS_BYTES: usize = 1024 * 1024;
-
-/// A Key Vault cloud (`cloudName`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cloud {
-    /// `AzurePublicCloud` (also the default).
-    Public,
-    /// `AzureUSGovernmentCloud`.
-    UsGovernment,
-    /// `AzureChinaCloud`.
-    China,
-    /// `AzureStackCloud`: endpoints come from `--authority-host` and `--keyvault-dns-suffix`.
-    Stack,
-}
-
-impl Cloud {
-    fn parse(name: &str) -> Option<Cloud> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "" | "azurepubliccloud" => Some(Cloud::Public),
-            "azureusgovernmentcloud" => Some(Cloud::UsGovernment),
-            "azurechinacloud" => Some(Cloud::China),
-            "azurestackcloud" => Some(Cloud::Stack),
-            _ => None,
-        }
-    }
-
-    /// (authority host, Key Vault DNS suffix) of a known cloud.
-    fn endpoints(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Cloud::Public => Some(("https://login.microsoftonline.com", "vault.azure.net")),
-            Cloud::UsGovernment => Some(("https://login.microsoftonline.us", "vault.usgovcloudapi.net")),
-            Cloud::China => Some(("https://login.chinacloudapi.cn", "vault.azure.cn")),
-            Cloud::Stack => None,
-        }
-    }
-}
-
 /// One Key Vault secret a SecretProviderClass marks as generated.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -92,7 +55,7 @@ pub struct Target {
     /// `keyvaultName`.
     pub vault: String,
     /// `cloudName`.
-    pub cloud: Cloud,
+    pub cloud: CloudName,
     /// `objectName`.
     pub name: String,
     /// How to make the new value.
@@ -146,63 +109,6 @@ impl Rotation {
     }
 }
 
-/// One entry of `objects`, as far as rotation needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
-    /// `objectName`.
-    #[serde(default)]
-    pub object_name: String,
-    /// `objectType` (`secret`, `key`, `cert`).
-    #[serde(default)]
-    pub object_type: String,
-    /// `objectVersion` (empty: latest).
-    #[serde(default)]
-    pub object_version: String,
-}
-
-#[derive(Deserialize)]
-struct ObjectsDoc {
-    #[serde(default)]
-    array: Vec<String>,
-}
-
-fn budget_options() -> serde_saphyr::Options {
-    // The same caps the CSI provider puts on this string: it is YAML written by anyone who can commit.
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_reader_input_bytes = Some(MAX_OBJECTS_BYTES);
-    budget.max_events = 20_000;
-    budget.max_aliases = 64;
-    budget.max_anchors = 64;
-    budget.max_depth = 16;
-    budget.max_documents = 1;
-    budget.max_nodes = 10_000;
-    budget.max_total_scalar_bytes = MAX_OBJECTS_BYTES;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options
-}
-
-/// Parses the `objects` parameter (YAML holding `array:` of YAML strings), under a parse budget.
-pub fn parse_objects(raw: &str) -> std::result::Result<Vec<ObjectRef>, String> {
-    if raw.len() > MAX_OBJECTS_BYTES {
-        return Err(format!("objects is larger than {MAX_OBJECTS_BYTES} bytes"));
-    }
-    let short = |e: serde_saphyr::Error| {
-        e.to_string().chars().filter(|c| !c.is_control()).take(200).collect::<String>()
-    };
-    let doc: ObjectsDoc = serde_saphyr::from_str_with_options(raw, budget_options())
-        .map_err(|e| format!("objects: {}", short(e)))?;
-    doc.array
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            serde_saphyr::from_str_with_options::<ObjectRef>(item, budget_options())
-                .map_err(|e| format!("objects[{i}]: {}", short(e)))
-        })
-        .collect()
-}
-
 /// Finds the Key Vault secrets marked as generated in `files`. Writes nothing; checks everything a later
 /// repository edit needs, so no edit can fail after Key Vault has been written.
 pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
@@ -237,24 +143,26 @@ pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
             }
             let generators = parse_generators(spec.as_str().unwrap_or_default())
                 .map_err(|e| Error::input(&at, format!("{GENERATE_ANNOTATION}: {e}")))?;
-            let vault = str_at("/spec/parameters/keyvaultName");
-            if vault.is_empty()
-                || vault.len() > 24
-                || !vault.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                return Err(Error::input(
+            let param = |name: &str, e: &dyn std::fmt::Display| {
+                Error::input(
                     &at,
-                    "spec.parameters.keyvaultName must be a vault name (3-24 of A-Z a-z 0-9 -)",
-                ));
-            }
-            let cloud = Cloud::parse(str_at("/spec/parameters/cloudName")).ok_or_else(|| {
-                Error::input(&at, "spec.parameters.cloudName: unknown cloud (AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureStackCloud)")
-            })?;
-            let objects = parse_objects(str_at("/spec/parameters/objects"))
-                .map_err(|e| Error::input(&at, format!("spec.parameters.{e}")))?;
+                    format!("spec.parameters: {e} ({name} is read as Azure's provider reads it)"),
+                )
+            };
+            let vault = parse_vault_name(str_at("/spec/parameters/keyvaultName"))
+                .map_err(|e| param("keyvaultName", &e))?;
+            // Checked as the provider checks it, though the CLI never reads a node's environment file
+            // (AzureStackCloud takes --authority-host and --keyvault-dns-suffix here).
+            let cloud = CloudName::parse(
+                str_at("/spec/parameters/cloudName"),
+                Some(str_at("/spec/parameters/cloudEnvFileName")),
+            )
+            .map_err(|e| param("cloudName", &e))?;
+            let objects =
+                parse_objects(str_at("/spec/parameters/objects")).map_err(|e| param("objects", &e))?;
             let line = at.source.rsplit(':').next().and_then(|l| l.parse().ok()).unwrap_or(chunk.first_line);
             for (item, generator) in generators {
-                let matching: Vec<&ObjectRef> = objects.iter().filter(|o| o.object_name == item).collect();
+                let matching: Vec<&KeyVaultObject> = objects.iter().filter(|o| o.name == item).collect();
                 let at = at.item(&item);
                 if matching.is_empty() {
                     return Err(Error::input(
@@ -264,14 +172,13 @@ pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
                         ),
                     ));
                 }
-                if matching.iter().any(|o| !o.object_type.eq_ignore_ascii_case("secret")) {
+                if matching.iter().any(|o| o.object_type != ObjectType::Secret) {
                     return Err(Error::input(
                         &at,
                         "only objectType: secret can be generated (keys and certificates are made by Key Vault)",
                     ));
                 }
-                let pins: Vec<&str> =
-                    matching.iter().map(|o| o.object_version.trim()).filter(|v| !v.is_empty()).collect();
+                let pins: Vec<&str> = matching.iter().filter_map(|o| o.version.as_deref()).collect();
                 let pinned = pins.first().map(|p| p.to_string());
                 if pins.iter().any(|p| Some(*p) != pinned.as_deref())
                     || (pinned.is_some() && pins.len() != matching.len())
@@ -296,8 +203,8 @@ pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
                     doc: d,
                     line,
                     class: format!("{ns}/{name}"),
-                    vault: vault.to_owned(),
-                    cloud,
+                    vault: vault.clone(),
+                    cloud: cloud.clone(),
                     name: item,
                     generator,
                     pinned,
@@ -312,62 +219,43 @@ pub fn find(files: &[ManifestFile]) -> Result<Vec<Target>> {
 pub struct Settings {
     /// The HTTP client (platform roots plus `--ca-bundle`).
     pub http: Arc<dyn HttpClient>,
-    /// `--authority-host`: replaces every cloud's Entra ID authority.
-    pub authority_host: Option<String>,
-    /// `--keyvault-dns-suffix`: replaces every cloud's Key Vault DNS suffix.
-    pub keyvault_dns_suffix: Option<String>,
+    /// `--authority-host` and `--keyvault-dns-suffix`: replace every cloud's endpoints.
+    pub overrides: Overrides,
 }
 
 impl Settings {
-    /// (authority host, vault URL) of a target.
-    fn endpoints(&self, t: &Target) -> Result<(String, String)> {
-        let known = t.cloud.endpoints();
-        let authority = self.authority_host.clone().or_else(|| known.map(|k| k.0.to_owned()));
-        let suffix = self.keyvault_dns_suffix.clone().or_else(|| known.map(|k| k.1.to_owned()));
-        match (authority, suffix) {
-            (Some(a), Some(s)) => Ok((
-                a.trim_end_matches('/').to_owned(),
-                format!("https://{}.{}/", t.vault, s.trim_start_matches('.')),
-            )),
-            _ => Err(Error::input(
+    /// The endpoints of a target's cloud.
+    fn endpoints(&self, t: &Target) -> Result<Endpoints> {
+        self.overrides.resolve(&t.cloud).ok_or_else(|| {
+            Error::input(
                 &t.location(),
                 "cloudName AzureStackCloud: pass --authority-host and --keyvault-dns-suffix for this cloud",
-            )),
-        }
+            )
+        })
     }
 
-    /// The vault URLs targets would be written to (for plans).
+    /// The vault URL a target would be written to (for plans).
     pub fn vault_url(&self, t: &Target) -> Result<String> {
-        self.endpoints(t).map(|e| e.1)
+        self.endpoints(t).map(|e| e.vault_url(&t.vault))
     }
 }
 
-/// Builds the HTTP client: reqwest + rustls with the platform's roots, plus `ca_bundle` (PEM) if given;
+/// Builds the HTTP client: the shared client with `ca_bundle` (PEM) added to the platform's roots;
 /// `resolve` pins host names to addresses (private endpoints without DNS, and tests).
 pub fn http_client(
     ca_bundle: Option<&Path>,
     resolve: &[(String, SocketAddr)],
 ) -> Result<Arc<dyn HttpClient>> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .read_timeout(std::time::Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = ca_bundle {
-        let at = Location::source(format!("--ca-bundle {}", path.display()));
-        // A CA bundle is a few hundred KiB at most (the Mozilla store is ~200 KiB).
-        let pem = crate::keys::read_capped(path, 4 << 20)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|_| Error::input(&at, "not a PEM certificate bundle"))?;
-        if certs.is_empty() {
-            return Err(Error::input(&at, "no certificate in the file"));
+    let pem = match ca_bundle {
+        Some(path) => Some(crate::keys::read_capped(path, arcseal_keyvault::http::MAX_CA_BUNDLE_BYTES)?),
+        None => None,
+    };
+    arcseal_keyvault::http::http_client(pem.as_deref(), resolve).map_err(|e| match ca_bundle {
+        Some(path) => {
+            Error::input(&Location::source(format!("--ca-bundle {}", path.display())), e.to_string())
         }
-        builder = builder.tls_certs_merge(certs);
-    }
-    for (host, addr) in resolve {
-        builder = builder.resolve(host, *addr);
-    }
-    let client = builder.build().map_err(|e| Error::Usage(format!("building the HTTPS client: {e}")))?;
-    Ok(Arc::new(client))
+        None => Error::Usage(e.to_string()),
+    })
 }
 
 fn env_var(name: &str) -> Result<String> {
@@ -404,35 +292,10 @@ fn credential(authority: &str, options: ClientOptions) -> Result<Arc<dyn TokenCr
     Ok(c)
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: Option<ErrorDetail>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: Option<String>,
-    message: Option<String>,
-}
-
-/// What the service said: status, code and message from Key Vault's or Entra ID's error body. Neither
-/// echoes request bodies, so no value can appear here.
+/// What the service said (status, code, message): neither Key Vault nor Entra ID echoes a request body, so no
+/// value can appear here.
 fn sdk_message(e: &azure_core::Error) -> String {
-    let text = match e.kind() {
-        ErrorKind::HttpResponse { status, error_code, raw_response } => {
-            let mut code = error_code.clone();
-            let mut message = String::new();
-            if let Some(raw) = raw_response
-                && let Ok(ErrorBody { error: Some(d) }) = serde_json::from_slice::<ErrorBody>(raw.body())
-            {
-                code = d.code.or(code);
-                message = d.message.unwrap_or_default();
-            }
-            format!("HTTP {} {}: {message}", u16::from(*status), code.unwrap_or_default())
-        }
-        _ => e.to_string(),
-    };
-    text.chars().filter(|c| !c.is_control()).take(400).collect()
+    ServiceError::read(e).to_string()
 }
 
 /// The plan of a dry run: what would be written, nothing contacted.
@@ -461,19 +324,16 @@ pub async fn write(targets: &[Target], settings: &Settings) -> Result<Vec<Rotati
     let mut written: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut out = Vec::with_capacity(targets.len());
     for t in targets {
-        let (authority, vault) = settings.endpoints(t)?;
+        let endpoints = settings.endpoints(t)?;
+        let (authority, vault) = (endpoints.authority_host.clone(), endpoints.vault_url(&t.vault));
         if let Some(version) = written.get(&(vault.clone(), t.name.clone())) {
             out.push(rotation(t, vault, Some(version.clone())));
             continue;
         }
-        let options = || {
-            let mut cloud = CustomConfiguration::default();
-            cloud.authority_host = authority.clone();
-            ClientOptions {
-                transport: Some(transport.clone()),
-                cloud: Some(Arc::new(CloudConfiguration::from(cloud))),
-                ..Default::default()
-            }
+        let options = || ClientOptions {
+            transport: Some(transport.clone()),
+            cloud: Some(Arc::new(endpoints.cloud_configuration())),
+            ..Default::default()
         };
         let credential = match credentials.get(&authority) {
             Some(c) => c.clone(),
@@ -566,21 +426,6 @@ mod tests {
 
     const OBJECTS: &str = "array:\n  - |\n    objectName: db-password\n    objectType: secret\n    objectVersion: 0123456789abcdef0123456789abcdef\n  - |\n    objectName: tls\n    objectType: cert\n";
 
-    #[test]
-    fn objects_parse_with_pins_and_types() {
-        let o = parse_objects(OBJECTS).unwrap();
-        assert_eq!(o.len(), 2);
-        assert_eq!(o[0].object_name, "db-password");
-        assert_eq!(o[0].object_version, "0123456789abcdef0123456789abcdef");
-        assert_eq!(o[1].object_type, "cert");
-        assert_eq!(o[1].object_version, "");
-        assert!(parse_objects("array: [").unwrap_err().starts_with("objects:"));
-        assert!(parse_objects("array:\n  - 'objectName: [x'\n").unwrap_err().starts_with("objects[0]"));
-        // An alias bomb stays within the budget.
-        let bomb = "a: &a [x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d]\narray: []\n";
-        assert!(parse_objects(bomb).is_err());
-    }
-
     fn spc(objects: &str, generate: &str) -> String {
         let indented: String = objects.lines().map(|l| format!("      {l}\n")).collect();
         format!(
@@ -624,13 +469,6 @@ mod tests {
         assert_eq!(changes[0].1, format!("v: BBBBBBBBBB\n---\n{expected}"));
     }
 
-    proptest::proptest! {
-        #[test]
-        fn objects_parser_never_panics(raw in "(array:\n(  - [|]\n    [a-zA-Z: &*\\[\\]{}\n-]{0,40}\n){0,4})?[ -~\n]{0,80}") {
-            let _ = parse_objects(&raw);
-        }
-    }
-
     #[test]
     fn refuses_what_it_cannot_rotate() {
         let dir = tempfile::tempdir().unwrap();
@@ -641,6 +479,50 @@ mod tests {
             std::fs::write(&path, spc(OBJECTS, generate)).unwrap();
             let e = find(&[ManifestFile::read(&path).unwrap()]).unwrap_err().to_string();
             assert!(e.contains(expect) && e.contains("SecretProviderClass team-a/app"), "{e}");
+        }
+    }
+
+    /// The CLI applies the provider's parameter rules (one parser, arcseal-keyvault): what a pod could not
+    /// mount is not rotated either, and what a pod mounts is rotatable.
+    #[test]
+    fn parameters_follow_the_provider_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spc.yaml");
+        let with = |from: &str, to: &str| spc(OBJECTS, "db-password=24").replacen(from, to, 1);
+        let many: String =
+            (0..257).map(|i| format!("  - |\n    objectName: s{i}\n    objectType: secret\n")).collect();
+        for (text, expect) in [
+            (with("keyvaultName: kv1", "keyvaultName: kv"), "3-24 characters"),
+            (with("keyvaultName: kv1", "keyvaultName: \"\""), "keyvaultName is not provided"),
+            (with("keyvaultName: kv1", "keyvaultName: kv1\n    cloudName: Mars"), "invalid cloudName"),
+            (
+                with("keyvaultName: kv1", "keyvaultName: kv1\n    cloudName: AzureStackCloud"),
+                "cloudEnvFileName",
+            ),
+            (
+                spc(
+                    &OBJECTS.replace("objectType: cert\n", "objectType: cert\n    objectType: key\n"),
+                    "db-password=24",
+                ),
+                "objects[1]",
+            ),
+            (
+                spc(&OBJECTS.replace("objectName: tls", "objectName: db-password"), "db-password=24"),
+                "collides",
+            ),
+            (spc(&format!("array:\n{many}"), "s0=24"), "at most 256"),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let e = find(&[ManifestFile::read(&path).unwrap()]).unwrap_err().to_string();
+            assert!(e.contains(expect) && e.contains("SecretProviderClass team-a/app"), "{expect}: {e}");
+        }
+        for cloud in ["AzureCloud", "AzureUSGovernment", "azurechinacloud"] {
+            std::fs::write(
+                &path,
+                with("keyvaultName: kv1", &format!("keyvaultName: kv1\n    cloudName: {cloud}")),
+            )
+            .unwrap();
+            assert_eq!(find(&[ManifestFile::read(&path).unwrap()]).unwrap().len(), 1, "{cloud}");
         }
     }
 }

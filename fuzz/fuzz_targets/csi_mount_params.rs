@@ -8,8 +8,8 @@ fuzz_target!(|data: &[u8]| {
     let attributes = parts.next().unwrap_or("");
     let secrets = parts.next().unwrap_or("null");
     let permission = parts.next().unwrap_or("420");
-    let _ = arcseal_controller::csi::params::parse_attributes(attributes);
-    let _ = arcseal_controller::csi::params::parse_secrets(secrets);
-    let _ = arcseal_controller::csi::params::parse_permission(permission);
-    let _ = arcseal_controller::csi::params::parse_mount(attributes, secrets, permission);
+    let _ = arcseal_keyvault::params::parse_attributes(attributes);
+    let _ = arcseal_keyvault::params::parse_secrets(secrets);
+    let _ = arcseal_keyvault::params::parse_permission(permission);
+    let _ = arcseal_keyvault::params::parse_mount(attributes, secrets, permission);
 });

@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = arcseal_controller::csi::params::parse_objects(s);
+        let _ = arcseal_keyvault::params::parse_objects(s);
     }
 });

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use arcseal_controller::csi::cloud::CloudOverrides;
 use arcseal_controller::csi::proto::MountResponse;
-use arcseal_controller::csi::server;
 use arcseal_tests::keyvault::provider::{Pod, ProviderHarness, attributes, objects, test_config};
 use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, TestCa};
 use base64::Engine as _;
@@ -329,12 +328,9 @@ async fn tls_stand_in_with_test_ca_and_private_cloud_settings() {
     kv.add_app("app-1", "s3cret");
     kv.set_secret("kv1", "s", "over tls");
     let port = kv.addr().port();
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("ca.pem");
-    std::fs::write(&bundle, &ca.ca_pem).unwrap();
     let resolve = vec![("kv1.vault.test".to_string(), kv.addr()), ("login.test".to_string(), kv.addr())];
     let mut config = test_config(&kv);
-    config.http_client = server::http_client(Some(&bundle), &resolve).unwrap();
+    config.http_client = arcseal_keyvault::http::http_client(Some(ca.ca_pem.as_bytes()), &resolve).unwrap();
     config.cloud = CloudOverrides {
         authority_host: Some(format!("https://login.test:{port}")),
         keyvault_dns_suffix: Some(format!("vault.test:{port}")),

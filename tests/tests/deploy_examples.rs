@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arcseal_controller::csi::params::{self, IdentityRequest, WORKLOAD_IDENTITY_AUDIENCE};
+use arcseal_keyvault::params::{self, IdentityRequest, WORKLOAD_IDENTITY_AUDIENCE};
 use serde_json::{Value, json};
 
 fn deploy_dir() -> PathBuf {

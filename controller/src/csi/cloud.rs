@@ -12,33 +12,10 @@
 //! resolved) is inside that directory, opened without following a final symlink. Errors name the parameter and
 //! the fix; they never quote the file's content (JSON errors give a line and column only).
 
-use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use arcseal_keyvault::cloud::Overrides;
+pub use arcseal_keyvault::cloud::{Endpoints, OverrideError};
+use arcseal_keyvault::params::CloudName;
 use serde::Deserialize;
-
-use super::params::CloudName;
-
-/// Resolved endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    /// `https://login.microsoftonline.com` and the like, without a trailing slash.
-    pub authority_host: String,
-    /// `vault.azure.net` and the like.
-    pub keyvault_dns_suffix: String,
-}
-
-impl Endpoints {
-    /// The SDK's cloud configuration with this authority.
-    pub fn cloud_configuration(&self) -> CloudConfiguration {
-        let mut custom = CustomConfiguration::default();
-        custom.authority_host = self.authority_host.clone();
-        custom.into()
-    }
-
-    /// `https://<vault>.<suffix>/`.
-    pub fn vault_url(&self, vault: &str) -> String {
-        format!("https://{vault}.{}/", self.keyvault_dns_suffix)
-    }
-}
 
 /// Provider-wide overrides (`--authority-host`, `--keyvault-dns-suffix`).
 #[derive(Debug, Clone, Default)]
@@ -72,28 +49,28 @@ struct AzureEnvironmentFile {
 /// Largest environment file read.
 const MAX_ENV_FILE: u64 = 64 * 1024;
 
+impl CloudOverrides {
+    fn endpoints(&self) -> Overrides {
+        Overrides {
+            authority_host: self.authority_host.clone(),
+            keyvault_dns_suffix: self.keyvault_dns_suffix.clone(),
+        }
+    }
+}
+
 /// Resolves the endpoints of a mount.
 pub async fn resolve(cloud: &CloudName, overrides: &CloudOverrides) -> Result<Endpoints, CloudError> {
-    let (authority, suffix) = match cloud {
-        CloudName::Public => ("https://login.microsoftonline.com".to_owned(), "vault.azure.net".to_owned()),
-        CloudName::UsGovernment => {
-            ("https://login.microsoftonline.us".to_owned(), "vault.usgovcloudapi.net".to_owned())
+    let endpoints = overrides.endpoints();
+    match (endpoints.resolve(cloud), cloud) {
+        (Some(e), _) => Ok(e),
+        (None, CloudName::Stack { env_file }) => {
+            let (authority, suffix) = read_env_file(env_file, overrides.env_dir.as_deref()).await?;
+            Ok(endpoints.fill(&authority, &suffix))
         }
-        CloudName::China => ("https://login.chinacloudapi.cn".to_owned(), "vault.azure.cn".to_owned()),
-        CloudName::Stack { env_file } => {
-            if let (Some(a), Some(s)) = (&overrides.authority_host, &overrides.keyvault_dns_suffix) {
-                (a.clone(), s.clone())
-            } else {
-                read_env_file(env_file, overrides.env_dir.as_deref()).await?
-            }
+        (None, _) => {
+            Err(CloudError { path: String::new(), reason: "this cloud has no known endpoints".into() })
         }
-    };
-    let authority_host = overrides.authority_host.clone().unwrap_or(authority);
-    let keyvault_dns_suffix = overrides.keyvault_dns_suffix.clone().unwrap_or(suffix);
-    Ok(Endpoints {
-        authority_host: authority_host.trim_end_matches('/').to_owned(),
-        keyvault_dns_suffix: keyvault_dns_suffix.trim_start_matches('.').to_owned(),
-    })
+    }
 }
 
 async fn read_env_file(path: &str, dir: Option<&std::path::Path>) -> Result<(String, String), CloudError> {
@@ -174,19 +151,6 @@ fn read_env_file_blocking(path: &str, dir: Option<&std::path::Path>) -> Result<(
 }
 
 /// Checks the provider's own settings at start-up.
-pub fn validate_overrides(o: &CloudOverrides) -> Result<(), String> {
-    if let Some(a) = &o.authority_host
-        && !a.starts_with("https://")
-    {
-        return Err(format!("--authority-host {a:?} must be an https:// URL"));
-    }
-    if let Some(s) = &o.keyvault_dns_suffix {
-        let s = s.trim_start_matches('.');
-        if s.is_empty()
-            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
-        {
-            return Err(format!("--keyvault-dns-suffix {s:?} must be a DNS name such as vault.azure.net"));
-        }
-    }
-    Ok(())
+pub fn validate_overrides(o: &CloudOverrides) -> Result<(), OverrideError> {
+    o.endpoints().validate()
 }

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use super::keyvault::{FetchError, FetchErrorKind, Fetched};
-use super::params::{KeyVaultObject, ObjectEncoding, ObjectFormat};
+use arcseal_keyvault::params::{KeyVaultObject, ObjectEncoding, ObjectFormat};
 
 const PKCS12: &str = "application/x-pkcs12";
 const PEM_FILE: &str = "application/x-pem-file";

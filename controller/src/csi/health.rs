@@ -102,36 +102,8 @@ pub fn router(config: HealthConfig) -> Router {
     router.with_state(Shared { config, last: Arc::default() })
 }
 
-/// Most connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 64;
-/// A client must send its request head within this.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Serves the health endpoint on `listener` until the task is dropped: HTTP/1 only, a header read timeout and a
-/// connection cap, so a slow or flooding client cannot hold the port.
-pub async fn serve(listener: tokio::net::TcpListener, config: HealthConfig) {
-    let service = hyper_util::service::TowerToHyperService::new(router(config));
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        // The semaphore is never closed, so acquiring only waits.
-        let Ok(slot) = slots.clone().acquire_owned().await else { continue };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of file descriptors and the like: pass, without spinning.
-                tracing::warn!(error = %e, "health endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            let io = hyper_util::rt::TokioIo::new(stream);
-            // A connection error (client gone, timeout) concerns that client only.
-            let _ = builder.serve_connection(io, service).await;
-            drop(slot);
-        });
-    }
+/// Serves the health endpoint on `listener` until the task is dropped, under the probe ports' connection limits
+/// (a slow or flooding client cannot hold the port).
+pub async fn serve(listener: tokio::net::TcpListener, config: HealthConfig) -> std::io::Result<()> {
+    crate::listener::serve(listener, router(config), crate::listener::ConnectionLimits::PROBES).await
 }

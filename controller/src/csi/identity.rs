@@ -28,7 +28,7 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use zeroize::Zeroizing;
 
 use super::cloud::Endpoints;
-use super::params::{IdentityRequest, PodInfo};
+use arcseal_keyvault::params::{IdentityRequest, PodInfo};
 
 /// A string compared and hashed normally but never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -156,10 +156,28 @@ pub struct Identities {
     max_entries: usize,
 }
 
-/// Why no client could be made (bad tenant or client id format, bad URL).
+/// Why no client could be made (bad tenant or client id format, bad URL). `reason` is the SDK's description of the
+/// parameter it refused; it never holds a credential.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ClientError(pub String);
+#[non_exhaustive]
+pub enum ClientError {
+    /// The SDK refused to build a Key Vault client for this vault URL.
+    #[error("cannot create a Key Vault client for {vault_url}: {reason}")]
+    Vault {
+        /// The vault URL.
+        vault_url: String,
+        /// What the SDK said.
+        reason: String,
+    },
+    /// The SDK refused to build the credential of this identity mode.
+    #[error("cannot create the {mode} credential: {reason}")]
+    Credential {
+        /// [`IdentityRequest::mode`].
+        mode: &'static str,
+        /// What the SDK said.
+        reason: String,
+    },
+}
 
 impl Identities {
     /// Credentials whose HTTP requests all go through `transport`.
@@ -208,8 +226,9 @@ impl Identities {
         // Our own retry loop (keyvault.rs) honours Retry-After with a bounded total wait; the SDK's would sleep
         // for whatever the server says.
         let opts = || self.client_options(endpoints, RetryOptions::none());
-        let err = |e: azure_core::Error| {
-            ClientError(format!("cannot create a Key Vault client for {vault_url}: {e}"))
+        let err = |e: azure_core::Error| ClientError::Vault {
+            vault_url: vault_url.to_owned(),
+            reason: e.to_string(),
         };
         let clients = Arc::new(VaultClients {
             secrets: SecretClient::new(
@@ -247,9 +266,8 @@ impl Identities {
             ..Default::default()
         });
         let client_options = self.client_options(endpoints, retry);
-        let err = |e: azure_core::Error| {
-            ClientError(format!("cannot create the {} credential: {e}", identity.mode()))
-        };
+        let err =
+            |e: azure_core::Error| ClientError::Credential { mode: identity.mode(), reason: e.to_string() };
         Ok(match identity {
             IdentityRequest::Workload { client_id, assertion } => {
                 let latest = Arc::new(LatestAssertion::default());

@@ -16,12 +16,13 @@ use azure_security_keyvault_secrets::models::{
     SecretClientGetSecretOptions, SecretClientListSecretPropertiesVersionsOptions,
 };
 use futures::TryStreamExt;
-use serde::Deserialize;
 use zeroize::Zeroizing;
+
+use arcseal_keyvault::service_error::{ServiceError, sanitize};
 
 use super::identity::VaultClients;
 use super::metrics::Metrics;
-use super::params::ObjectType;
+use arcseal_keyvault::params::ObjectType;
 
 /// Bounds on waiting for a throttled or failing Key Vault.
 #[derive(Debug, Clone, Copy)]
@@ -194,50 +195,12 @@ pub fn version_of(id: Option<&str>) -> String {
     id.unwrap_or_default().trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned()
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: Option<ErrorDetail>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: Option<String>,
-    message: Option<String>,
-    innererror: Option<Box<ErrorDetail>>,
-}
-
-fn short(s: &str) -> String {
-    let s: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
-    s
-}
-
 /// Classifies an SDK error. Also returns how long the service asked us to wait.
 fn classify(e: &azure_core::Error) -> (FetchError, Option<Duration>, bool) {
     match e.kind() {
-        ErrorKind::HttpResponse { status, error_code, raw_response } => {
-            let status_u16 = u16::from(*status);
-            let mut code = error_code.clone();
-            let mut inner = None;
-            let mut message = String::new();
-            let mut retry_after = None;
-            if let Some(raw) = raw_response {
-                if let Ok(ErrorBody { error: Some(d) }) = serde_json::from_slice::<ErrorBody>(raw.body()) {
-                    code = d.code.or(code);
-                    message = d.message.unwrap_or_default();
-                    inner = d.innererror.and_then(|i| i.code);
-                }
-                retry_after = raw
-                    .headers()
-                    .get_optional_str(&azure_core::http::headers::RETRY_AFTER)
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-            }
-            let service_code = match (code, inner) {
-                (Some(c), Some(i)) if c != i => Some(format!("{c}/{i}")),
-                (Some(c), _) => Some(c),
-                (None, i) => i,
-            };
-            let disabled = service_code.as_deref().is_some_and(|c| c.contains("Disabled"));
+        ErrorKind::HttpResponse { status, .. } => {
+            let said = ServiceError::read(e);
+            let disabled = said.code.as_deref().is_some_and(|c| c.contains("Disabled"));
             let (kind, retryable) = match *status {
                 StatusCode::NotFound => (FetchErrorKind::NotFound, false),
                 StatusCode::Forbidden if disabled => (FetchErrorKind::Disabled, false),
@@ -249,8 +212,8 @@ fn classify(e: &azure_core::Error) -> (FetchError, Option<Duration>, bool) {
                 _ => (FetchErrorKind::Rejected, false),
             };
             (
-                FetchError { kind, status: Some(status_u16), service_code, message: short(&message) },
-                retry_after,
+                FetchError { kind, status: said.status, service_code: said.code, message: said.message },
+                said.retry_after,
                 retryable,
             )
         }
@@ -259,7 +222,7 @@ fn classify(e: &azure_core::Error) -> (FetchError, Option<Duration>, bool) {
                 kind: FetchErrorKind::Authentication,
                 status: None,
                 service_code: None,
-                message: format!("could not get an Entra ID token: {}", short(&e.to_string())),
+                message: format!("could not get an Entra ID token: {}", sanitize(&e.to_string())),
             },
             None,
             false,
@@ -269,7 +232,7 @@ fn classify(e: &azure_core::Error) -> (FetchError, Option<Duration>, bool) {
                 kind: FetchErrorKind::Unavailable,
                 status: None,
                 service_code: None,
-                message: format!("cannot reach Key Vault: {}", short(&e.to_string())),
+                message: format!("cannot reach Key Vault: {}", sanitize(&e.to_string())),
             },
             None,
             true,
@@ -282,7 +245,7 @@ fn classify(e: &azure_core::Error) -> (FetchError, Option<Duration>, bool) {
             } else {
                 FetchErrorKind::Rejected
             };
-            (FetchError { kind, status: None, service_code: None, message: short(&text) }, None, false)
+            (FetchError { kind, status: None, service_code: None, message: sanitize(&text) }, None, false)
         }
     }
 }

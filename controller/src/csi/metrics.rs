@@ -23,7 +23,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -211,32 +210,26 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped. A deliberately tiny HTTP/1.1 responder: one
-/// request per connection, no body read, nothing else served.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let response = if head.starts_with("GET /metrics ") || head.starts_with("GET / ") {
-                let body = metrics.encode();
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
+/// The metrics route: `GET /metrics` (and `GET /`) answer the text exposition; nothing else is served.
+pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+    async fn exposition(
+        axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    ) -> impl axum::response::IntoResponse {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            metrics.encode(),
+        )
     }
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(exposition))
+        .route("/", axum::routing::get(exposition))
+        .with_state(metrics)
+}
+
+/// Serves [`router`] on `listener` until the task is dropped, under the probe ports' connection limits.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    crate::listener::serve(listener, router(metrics), crate::listener::ConnectionLimits::PROBES).await
 }

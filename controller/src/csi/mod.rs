@@ -6,7 +6,7 @@
 //! returns files (relative path, mode, contents) plus one `ObjectVersion` per file (`<type>/<name>[/<index>]` and the
 //! Key Vault version id). `grpc.health.v1.Health` is served on the same socket.
 //!
-//! Flow of a mount: [`params`] parses and validates; [`cloud`] resolves the authority and vault DNS suffix;
+//! Flow of a mount: [`arcseal_keyvault::params`] parses and validates (the parameter rules the CLI shares); [`cloud`] resolves the authority and vault DNS suffix;
 //! [`identity`] picks (or creates) the credential and clients for the caller's identity; [`cache`] answers from memory
 //! or makes one Key Vault call shared by concurrent mounts ([`keyvault`] retries 429/5xx within a bounded wait);
 //! [`content`] renders the files. Nothing is returned unless every object succeeded.
@@ -18,7 +18,6 @@ pub mod health;
 pub mod identity;
 pub mod keyvault;
 pub mod metrics;
-pub mod params;
 pub mod server;
 
 /// Generated from proto/service.proto.

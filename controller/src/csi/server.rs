@@ -4,7 +4,6 @@
 //! returned, so the driver never writes a partial file set. Failures are gRPC errors whose message starts with a
 //! stable code (`KeyVaultObjectNotFound: ...`) and names the object, the vault and what Key Vault said.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +22,9 @@ use super::content;
 use super::identity::{Identities, IdentityKey, VaultClients};
 use super::keyvault::{self, FetchError, FetchErrorKind, Fetched, RetryPolicy};
 use super::metrics::Metrics;
-use super::params::{self, KeyVaultObject, MountParams, ObjectType, ParamError};
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountRequest, MountResponse, VersionRequest, VersionResponse};
+use arcseal_keyvault::params::{self, KeyVaultObject, MountParams, ObjectType, ParamError};
 
 /// Name reported by Version.
 pub const RUNTIME_NAME: &str = "arcseal";
@@ -68,30 +67,6 @@ impl ProviderConfig {
             write_cert_and_key_in_separate_files: false,
         }
     }
-}
-
-/// Builds the production HTTP client: reqwest + rustls with the platform's roots, plus `ca_bundle` (PEM) if given.
-/// `resolve` pins host names to addresses (used by tests that run a TLS stand-in; empty in production).
-pub fn http_client(
-    ca_bundle: Option<&Path>,
-    resolve: &[(String, SocketAddr)],
-) -> anyhow::Result<Arc<dyn HttpClient>> {
-    use anyhow::Context as _;
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path).with_context(|| format!("reading --ca-bundle {}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("--ca-bundle {}: not a PEM certificate bundle", path.display()))?;
-        anyhow::ensure!(!certs.is_empty(), "--ca-bundle {}: no certificate in the file", path.display());
-        builder = builder.tls_certs_merge(certs);
-    }
-    for (host, addr) in resolve {
-        builder = builder.resolve(host, *addr);
-    }
-    Ok(Arc::new(builder.build().context("building the HTTPS client")?))
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -497,30 +472,58 @@ fn grpc_code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// Why the provider's socket could not be set up or served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// `--endpoint` is not a unix socket path.
+    #[error("--endpoint {0:?} must be unix:///absolute/path.sock")]
+    Endpoint(String),
+    /// A directory stands where the socket goes.
+    #[error("{0} is a directory: point --endpoint at a socket file")]
+    IsDirectory(String),
+    /// A file system call failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On which path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The gRPC server stopped with an error.
+    #[error("serving the provider socket: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
 /// Parses `unix:///path/to.sock` (or a plain absolute path).
-pub fn socket_path(endpoint: &str) -> anyhow::Result<PathBuf> {
+pub fn socket_path(endpoint: &str) -> Result<PathBuf, SocketError> {
     let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
-    anyhow::ensure!(path.starts_with('/'), "--endpoint {endpoint:?} must be unix:///absolute/path.sock");
+    if !path.starts_with('/') {
+        return Err(SocketError::Endpoint(endpoint.to_owned()));
+    }
     Ok(PathBuf::from(path))
 }
 
 /// Binds the socket: removes a stale one, creates it with umask 0077 so only the driver (root) can connect.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    use anyhow::Context as _;
+pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+    let io = |action, path: &Path| {
+        let path = path.display().to_string();
+        move |source| SocketError::Io { action, path, source }
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_dir() => anyhow::bail!("{} is a directory", path.display()),
-        Ok(_) => {
-            std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?
-        }
+        Ok(m) if m.file_type().is_dir() => return Err(SocketError::IsDirectory(path.display().to_string())),
+        Ok(_) => std::fs::remove_file(path).map_err(io("removing stale socket", path))?,
         Err(_) => {}
     }
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let listener = UnixListener::bind(path);
     rustix::process::umask(old);
-    listener.with_context(|| format!("binding {}", path.display()))
+    listener.map_err(io("binding", path))
 }
 
 /// Serves the provider and health services on `listener` until `shutdown` resolves; in-flight mounts finish.
@@ -528,7 +531,7 @@ pub async fn serve(
     listener: UnixListener,
     provider: Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
+) -> Result<(), SocketError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<CsiDriverProviderServer<ProviderService>>().await;
     tonic::transport::Server::builder()

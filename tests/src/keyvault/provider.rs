@@ -23,7 +23,7 @@ pub struct ProviderHarness {
     pub provider: Arc<Provider>,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), server::SocketError>>>,
 }
 
 /// Test defaults: the stand-in's transport, and a short bounded wait so throttling tests are quick.

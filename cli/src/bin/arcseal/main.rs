@@ -663,17 +663,11 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
-    if let Some(a) = &args.authority_host
-        && !a.starts_with("https://")
-    {
-        bail!("--authority-host {a:?} must be an https:// URL");
-    }
-    if let Some(s) = &args.keyvault_dns_suffix
-        && (s.trim_start_matches('.').is_empty()
-            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':'))
-    {
-        bail!("--keyvault-dns-suffix {s:?} must be a DNS name such as vault.azure.net");
-    }
+    let overrides = arcseal_keyvault::cloud::Overrides {
+        authority_host: args.authority_host.clone(),
+        keyvault_dns_suffix: args.keyvault_dns_suffix.clone(),
+    };
+    overrides.validate()?;
     let resolve = args
         .resolve
         .iter()
@@ -682,11 +676,7 @@ fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
             Ok((host.to_owned(), addr.parse().with_context(|| format!("--resolve {r:?}: not ADDR:PORT"))?))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(keyvault::Settings {
-        http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?,
-        authority_host: args.authority_host.clone(),
-        keyvault_dns_suffix: args.keyvault_dns_suffix.clone(),
-    })
+    Ok(keyvault::Settings { http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?, overrides })
 }
 
 /// The commit message: the re-sealed items, then the Key Vault versions written.

@@ -11,7 +11,7 @@
 //!
 //! Both POSTs decrypt, so admission control ([`admission`]) runs before a body is read: per-caller request and
 //! item (RSA operation) buckets, a controller-wide item bucket, capped body slots, body and header read timeouts
-//! ([`server`]). The scope is read from the SealedSecret's top-level metadata only, never from `spec.template`
+//! ([`crate::listener`]). The scope is read from the SealedSecret's top-level metadata only, never from `spec.template`
 //! (CVE-2026-22728).
 //!
 //! No answer carries text derived from a decrypted value: `/v1/verify` answers with a status code and a fixed
@@ -19,7 +19,6 @@
 //! the caller would turn the status code into an oracle on the values (`{{ if hasPrefix "a" .password }}...`).
 
 pub mod admission;
-pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +38,21 @@ use super::keys::KeyStore;
 use super::metrics::{HttpDurationLabels, HttpLabels, Metrics};
 use super::reconcile;
 pub use admission::{Admission, HttpLimits, Refusal};
-pub use server::serve;
+
+/// Serves `router` on `listener` under the connection limits of `limits` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+) -> std::io::Result<()> {
+    let connections = crate::listener::ConnectionLimits {
+        header_timeout: limits.header_timeout,
+        max_connections: limits.max_connections,
+        max_connections_per_peer: limits.max_connections_per_client,
+        max_age: std::time::Duration::from_secs(300),
+    };
+    crate::listener::serve(listener, router, connections).await
+}
 
 /// Largest body accepted on the POST routes (a Kubernetes object is at most ~1.5 MiB).
 pub const MAX_BODY_BYTES: usize = 2 << 20;

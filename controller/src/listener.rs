@@ -1,6 +1,8 @@
-//! The accept loop of the controller's HTTP listeners: hyper's HTTP/1 server with a header read timeout, a cap on
-//! open connections overall and per peer address, and a cap on a connection's life. (`axum::serve` has none of
-//! these knobs; a client that opens connections and sends nothing would otherwise hold them forever.)
+//! The accept loop of every HTTP listener of `arcseal-controller` (the unseal API and metrics, the CSI provider's
+//! health and metrics): hyper's HTTP/1 server with a header read timeout, a cap on open connections overall and
+//! per peer address, and a cap on a connection's life. (`axum::serve` has none of these knobs; a client that opens
+//! connections and sends nothing would otherwise hold them forever.) Accept errors (out of file descriptors) pause
+//! the loop instead of spinning.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,10 +17,28 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
-use super::admission::HttpLimits;
+/// How much of the process one listener's clients may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Open connections at most; more wait in the kernel's listen backlog.
+    pub max_connections: usize,
+    /// Open connections from one peer address at most; more are closed at once.
+    pub max_connections_per_peer: usize,
+    /// A connection lives at most this long, however busy: keep-alive must not pin a slot forever.
+    pub max_age: Duration,
+}
 
-/// A connection lives at most this long, however busy: keep-alive must not pin a slot forever.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+impl ConnectionLimits {
+    /// For a port only probes and a scraper call (health, metrics): few connections, short header wait.
+    pub const PROBES: ConnectionLimits = ConnectionLimits {
+        header_timeout: Duration::from_secs(5),
+        max_connections: 64,
+        max_connections_per_peer: 16,
+        max_age: Duration::from_secs(300),
+    };
+}
 
 /// Open connections per peer address.
 #[derive(Default)]
@@ -54,10 +74,11 @@ impl Drop for PeerSlot {
 }
 
 /// Serves `router` on `listener` until the process ends. Requests carry `ConnectInfo<SocketAddr>`.
-pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimits) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let peers = Arc::new(PeerCounts::default());
-    let (header_timeout, per_peer) = (limits.header_timeout, limits.max_connections_per_client);
+    let (header_timeout, per_peer, max_age) =
+        (limits.header_timeout, limits.max_connections_per_peer, limits.max_age);
     loop {
         // Waiting here (not accepting) leaves further clients in the kernel's backlog until a slot frees.
         let Ok(permit) = connections.clone().acquire_owned().await else { return Ok(()) };
@@ -83,7 +104,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits) -
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(MAX_CONNECTION_AGE, connection).await;
+            let _ = tokio::time::timeout(max_age, connection).await;
             drop((permit, slot));
         });
     }

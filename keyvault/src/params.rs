@@ -23,7 +23,7 @@ pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// Most objects one mount may ask for: each costs a Key Vault call on a cache miss.
 pub const MAX_OBJECTS: usize = 256;
 /// Largest `objectVersionHistory`: Azure's field is an int32 and has no other bound. What bounds a mount instead is
-/// the size of its response ([`crate::csi::server::MAX_RESPONSE_BYTES`]): a mount whose files add up to more fails
+/// the size of its response (the provider's response limit): a mount whose files add up to more fails
 /// with `MountTooLarge`, and versions are fetched a few at a time, stopping at that size.
 pub const MAX_VERSION_HISTORY: u32 = i32::MAX as u32;
 /// `objectVersion: latest` means the newest version, as in Azure's multiple-versions example.
@@ -479,6 +479,23 @@ pub fn is_key_vault_name(s: &str) -> bool {
     (1..=127).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// `keyvaultName`: a vault name is 3-24 characters of letters, digits and '-' (Key Vault's own rule), and it
+/// becomes a host name, so nothing else may pass.
+pub fn parse_vault_name(raw: &str) -> Result<String, ParamError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ParamError::Missing("keyvaultName"));
+    }
+    if !(3..=24).contains(&name.len()) || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ParamError::Invalid {
+            name: "keyvaultName",
+            value: truncate(name),
+            reason: "a vault name is 3-24 characters of letters, digits and '-'",
+        });
+    }
+    Ok(name.to_owned())
+}
+
 /// Longest path the driver writes (Kubernetes' atomic writer: 4096 bytes, 255 per component).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest path component the driver writes.
@@ -613,6 +630,51 @@ pub enum CloudName {
     },
 }
 
+impl CloudName {
+    /// Parses `cloudName` as Azure's provider does (case-insensitive; empty is the public cloud; the SDK's
+    /// `AzureCloud` and `AzureUSGovernment` spellings too). `AzureStackCloud` takes its endpoints from
+    /// `cloudEnvFileName`, which must then be an absolute path without `..`.
+    pub fn parse(name: &str, env_file: Option<&str>) -> Result<CloudName, ParamError> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "" | "azurepubliccloud" | "azurecloud" => CloudName::Public,
+            "azureusgovernmentcloud" | "azureusgovernment" => CloudName::UsGovernment,
+            "azurechinacloud" => CloudName::China,
+            "azurestackcloud" => {
+                let env_file = env_file
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .ok_or(ParamError::Missing("cloudEnvFileName"))?;
+                if !env_file.starts_with('/') || env_file.split('/').any(|s| s == "..") {
+                    return Err(ParamError::Invalid {
+                        name: "cloudEnvFileName",
+                        value: truncate(env_file),
+                        reason: "must be an absolute path on the node, without '..'",
+                    });
+                }
+                CloudName::Stack { env_file: env_file.to_owned() }
+            }
+            other => {
+                return Err(ParamError::Invalid {
+                    name: "cloudName",
+                    value: truncate(other),
+                    reason: "use AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud or AzureStackCloud",
+                });
+            }
+        })
+    }
+
+    /// (Entra ID authority host, Key Vault DNS suffix) of a known cloud; None for AzureStackCloud, whose
+    /// endpoints come from its environment file or the operator's overrides.
+    pub fn known_endpoints(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            CloudName::Public => Some(("https://login.microsoftonline.com", "vault.azure.net")),
+            CloudName::UsGovernment => Some(("https://login.microsoftonline.us", "vault.usgovcloudapi.net")),
+            CloudName::China => Some(("https://login.chinacloudapi.cn", "vault.azure.cn")),
+            CloudName::Stack { .. } => None,
+        }
+    }
+}
+
 /// The pod the mount is for, as the driver describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodInfo {
@@ -690,16 +752,7 @@ pub fn parse_mount(attributes: &str, secrets: &str, permission: &str) -> Result<
     let default_mode = parse_permission(permission)?;
     let get = |k: &str| attrs.get(k).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
 
-    let keyvault_name = get("keyvaultName").ok_or(ParamError::Missing("keyvaultName"))?;
-    if !(3..=24).contains(&keyvault_name.len())
-        || !keyvault_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err(ParamError::Invalid {
-            name: "keyvaultName",
-            value: truncate(&keyvault_name),
-            reason: "a vault name is 3-24 characters of letters, digits and '-'",
-        });
-    }
+    let keyvault_name = parse_vault_name(&get("keyvaultName").unwrap_or_default())?;
     let tenant_id = get("tenantID").or_else(|| get("tenantId")).ok_or(ParamError::Missing("tenantId"))?;
     // A tenant is a GUID or a domain name; it becomes a URL path segment.
     if tenant_id.len() > 253
@@ -711,29 +764,7 @@ pub fn parse_mount(attributes: &str, secrets: &str, permission: &str) -> Result<
             reason: "a tenant is a GUID or a domain name",
         });
     }
-    let cloud = match get("cloudName").unwrap_or_default().to_ascii_lowercase().as_str() {
-        "" | "azurepubliccloud" | "azurecloud" => CloudName::Public,
-        "azureusgovernmentcloud" | "azureusgovernment" => CloudName::UsGovernment,
-        "azurechinacloud" => CloudName::China,
-        "azurestackcloud" => {
-            let env_file = get("cloudEnvFileName").ok_or(ParamError::Missing("cloudEnvFileName"))?;
-            if !env_file.starts_with('/') || env_file.split('/').any(|s| s == "..") {
-                return Err(ParamError::Invalid {
-                    name: "cloudEnvFileName",
-                    value: truncate(&env_file),
-                    reason: "must be an absolute path on the node, without '..'",
-                });
-            }
-            CloudName::Stack { env_file }
-        }
-        other => {
-            return Err(ParamError::Invalid {
-                name: "cloudName",
-                value: truncate(other),
-                reason: "use AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud or AzureStackCloud",
-            });
-        }
-    };
+    let cloud = CloudName::parse(&get("cloudName").unwrap_or_default(), get("cloudEnvFileName").as_deref())?;
 
     let pod_identity = parse_bool(&attrs, "usePodIdentity")?;
     let vm_identity = parse_bool(&attrs, "useVMManagedIdentity")?;
