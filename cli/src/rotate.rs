@@ -128,6 +128,12 @@ struct Edit {
     at: Location,
 }
 
+/// What the controller re-sealed, per (file, document) in online mode; `None` when already current.
+type Online = BTreeMap<(usize, usize), Option<BTreeMap<String, String>>>;
+
+/// What became of one item: the action, the new ciphertext if any, and the key that had sealed it.
+type Outcome = (Action, Option<String>, String);
+
 /// Plans the rotation of every SealedSecret in `paths`. Writes nothing.
 pub fn plan(
     paths: &[PathBuf],
@@ -142,9 +148,28 @@ pub fn plan(
         )));
     }
     let files = paths.iter().map(|p| ManifestFile::read(p)).collect::<Result<Vec<_>>>()?;
+    let (jobs, online) = collect_jobs(&files, options, target)?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let results = jobs
+        .par_iter()
+        .map(|job| {
+            let outcome = rotate_item(job, &files, &online, options, target)?;
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, jobs.len());
+            Ok(outcome)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (changes, items) = edit_files(&files, &jobs, results, target)?;
+    Ok(Plan { target: format!("sha256:{target}"), changes, items })
+}
+
+/// Reads every SealedSecret of `files` into one job per item (asking the controller to re-seal, in online mode).
+fn collect_jobs(
+    files: &[ManifestFile],
+    options: &RotateOptions,
+    target: Fingerprint,
+) -> Result<(Vec<Job>, Online)> {
     let mut jobs = Vec::new();
-    // Online mode: what the controller re-sealed, per (file, document); `None` when already current.
-    let mut online: BTreeMap<(usize, usize), Option<BTreeMap<String, String>>> = BTreeMap::new();
+    let mut online = Online::new();
     for (f, file) in files.iter().enumerate() {
         for d in 0..file.chunks.len() {
             let at = file.location(d);
@@ -163,26 +188,26 @@ pub fn plan(
             } else {
                 BTreeMap::new()
             };
-            let object = format!("{}/{}", sealed.namespace(), sealed.name());
+            if let Some(name) = generators.keys().find(|g| !sealed.spec.encrypted_data.contains_key(*g)) {
+                return Err(Error::input(
+                    &sealed.location(&at),
+                    format!(
+                        "{GENERATE_ANNOTATION} names item {name:?}, which is not in encryptedData; seal it once first"
+                    ),
+                ));
+            }
             if let Some(controller) = &options.controller {
                 let rotated = if sealed.sealed_with() == [target] {
                     None
                 } else {
-                    Some(
-                        controller
-                            .rotate(
-                                &doc.0,
-                                &sealed.location(&at),
-                                Some(options.target.public_key().modulus_len()),
-                            )?
-                            .spec
-                            .encrypted_data,
-                    )
+                    let modulus = Some(options.target.public_key().modulus_len());
+                    Some(controller.rotate(&doc.0, &sealed.location(&at), modulus)?.spec.encrypted_data)
                 };
                 online.insert((f, d), rotated);
             }
             let hint =
                 sealed.sealed_with().into_iter().find(|f| options.keys.get(f).is_some()).unwrap_or(target);
+            let object = format!("{}/{}", sealed.namespace(), sealed.name());
             for (item, value) in &sealed.spec.encrypted_data {
                 jobs.push(Job {
                     file: f,
@@ -196,70 +221,75 @@ pub fn plan(
                     hint,
                 });
             }
-            if let Some(name) = generators.keys().find(|g| !sealed.spec.encrypted_data.contains_key(*g)) {
-                return Err(Error::input(
-                    &sealed.location(&at),
-                    format!(
-                        "{GENERATE_ANNOTATION} names item {name:?}, which is not in encryptedData; seal it once first"
-                    ),
-                ));
-            }
         }
     }
+    Ok((jobs, online))
+}
 
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let total = jobs.len();
-    let results = jobs
-        .par_iter()
-        .map(|job| {
-            let at = Location::source(format!("{}:{}", files[job.file].path.display(), job.line))
-                .document(job.doc + 1)
-                .object(KIND, Some(job.object.split('/').next().unwrap_or("")), job.object.split('/').nth(1))
-                .item(&job.item);
-            let seal_fresh = |generator: &Generator| {
-                let fresh = generator.generate().map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
-                arcseal_crypto::seal(options.target.public_key(), &job.label, fresh.as_bytes())
-                    .map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })
-            };
-            if let Some(rotated) = online.get(&(job.file, job.doc)) {
-                let from = if job.hint == target && rotated.is_some() { "unknown".to_owned() } else { format!("sha256:{}", job.hint) };
-                let result = match (&job.generate, rotated) {
-                    (Some(generator), _) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
-                    (None, None) => (Action::Current, None, from),
-                    (None, Some(values)) => {
-                        let new = values.get(&job.item).cloned().ok_or_else(|| {
-                            Error::input(&at, "the controller's /v1/rotate answer lacks this item")
-                        })?;
-                        (Action::Resealed, Some(new), from)
-                    }
-                };
-                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
-                return Ok(result);
+/// Decides one item: current, re-sealed (from the controller's answer or by opening it with the key backup), or
+/// regenerated with a fresh value.
+fn rotate_item(
+    job: &Job,
+    files: &[ManifestFile],
+    online: &Online,
+    options: &RotateOptions,
+    target: Fingerprint,
+) -> Result<Outcome> {
+    let (namespace, name) = job.object.split_once('/').unwrap_or(("", &job.object));
+    let at = Location::source(format!("{}:{}", files[job.file].path.display(), job.line))
+        .document(job.doc + 1)
+        .object(KIND, Some(namespace), Some(name))
+        .item(&job.item);
+    let encrypt = |source| Error::Encrypt { at: Box::new(at.clone()), source };
+    let seal_fresh = |generator: &Generator| {
+        let fresh = generator.generate().map_err(encrypt)?;
+        arcseal_crypto::seal(options.target.public_key(), &job.label, fresh.as_bytes()).map_err(encrypt)
+    };
+    if let Some(rotated) = online.get(&(job.file, job.doc)) {
+        let from = if job.hint == target && rotated.is_some() {
+            "unknown".to_owned()
+        } else {
+            format!("sha256:{}", job.hint)
+        };
+        return Ok(match (&job.generate, rotated) {
+            (Some(generator), _) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
+            (None, None) => (Action::Current, None, from),
+            (None, Some(values)) => {
+                let new = values
+                    .get(&job.item)
+                    .cloned()
+                    .ok_or_else(|| Error::input(&at, "the controller's /v1/rotate answer lacks this item"))?;
+                (Action::Resealed, Some(new), from)
             }
-            let opened = options.keys.open_value(&job.label, &job.value, Some(&job.hint)).map_err(|_| {
-                Error::input(
-                    &at,
-                    "no given key opens it (sealed with a key not in --private-key, or for another name, namespace or scope)",
-                )
-            })?;
-            let from = format!("sha256:{}", opened.key);
-            let result = match &job.generate {
-                Some(generator) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
-                None if opened.key == target => (Action::Current, None, from),
-                None => {
-                    let sealed = arcseal_crypto::seal(options.target.public_key(), &job.label, opened.plaintext.as_bytes())
-                        .map_err(|source| Error::Encrypt { at: Box::new(at.clone()), source })?;
-                    (Action::Resealed, Some(sealed), from)
-                }
-            };
-            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress(n, total);
-            Ok(result)
-        })
-        .collect::<Result<Vec<_>>>()?;
+        });
+    }
+    let opened = options.keys.open_value(&job.label, &job.value, Some(&job.hint)).map_err(|_| {
+        Error::input(
+            &at,
+            "no given key opens it (sealed with a key not in --private-key, or for another name, namespace or scope)",
+        )
+    })?;
+    let from = format!("sha256:{}", opened.key);
+    Ok(match &job.generate {
+        Some(generator) => (Action::Regenerated, Some(seal_fresh(generator)?), from),
+        None if opened.key == target => (Action::Current, None, from),
+        None => {
+            let sealed =
+                arcseal_crypto::seal(options.target.public_key(), &job.label, opened.plaintext.as_bytes())
+                    .map_err(encrypt)?;
+            (Action::Resealed, Some(sealed), from)
+        }
+    })
+}
 
-    // Edit each changed document's text: replace exactly the old values' bytes.
-    let mut new_texts: BTreeMap<usize, String> = BTreeMap::new();
+/// Edits each changed document's text, replacing exactly the old values' bytes and the sealed-with annotation;
+/// returns the new texts of the files that change and the report of every item.
+fn edit_files(
+    files: &[ManifestFile],
+    jobs: &[Job],
+    results: Vec<Outcome>,
+    target: Fingerprint,
+) -> Result<(Vec<(PathBuf, String)>, Vec<ItemReport>)> {
     let mut items = Vec::with_capacity(jobs.len());
     // (file, document) -> the value replacements in it.
     let mut edits: BTreeMap<(usize, usize), Vec<Edit>> = BTreeMap::new();
@@ -282,6 +312,7 @@ pub fn plan(
             });
         }
     }
+    let mut changes = Vec::new();
     for (f, file) in files.iter().enumerate() {
         let docs: Vec<usize> = edits.keys().filter(|(ff, _)| *ff == f).map(|(_, d)| *d).collect();
         if docs.is_empty() {
@@ -302,10 +333,9 @@ pub fn plan(
             cursor = chunk.end;
         }
         text.push_str(&file.text()[cursor..]);
-        new_texts.insert(f, text);
+        changes.push((file.path.clone(), text));
     }
-    let changes = new_texts.into_iter().map(|(f, text)| (files[f].path.clone(), text)).collect();
-    Ok(Plan { target: format!("sha256:{target}"), changes, items })
+    Ok((changes, items))
 }
 
 /// Writes every changed file atomically. Files are renamed one by one: an interruption leaves each

@@ -158,29 +158,49 @@ pub fn plaintext_secret_problems(value: &Value, at: &Location) -> Vec<Problem> {
         .collect()
 }
 
+/// Problems found in one document, in the order found.
+struct Found(Vec<Problem>);
+
+impl Found {
+    fn add(&mut self, at: &Location, severity: Severity, message: impl Into<String>) {
+        self.0.push(Problem { at: at.clone(), severity, message: message.into() });
+    }
+}
+
 /// Checks one document. Documents that are not SealedSecrets are skipped (a repo holds other kinds).
 pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
     let value = &doc.value.0;
     if value.get("kind").and_then(Value::as_str) != Some(KIND) {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut problem =
-        |at: &Location, severity, message: String| out.push(Problem { at: at.clone(), severity, message });
+    let mut found = Found(Vec::new());
     if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
-        problem(&doc.at, Severity::Error, format!("a SealedSecret's apiVersion must be {API_VERSION}"));
+        found.add(&doc.at, Severity::Error, format!("a SealedSecret's apiVersion must be {API_VERSION}"));
     }
     let sealed = match SealedSecret::from_value(value, &doc.at) {
         Ok(s) => s,
         Err(e) => {
-            out.push(Problem::from_error(&doc.at, &e));
-            return out;
+            found.0.push(Problem::from_error(&doc.at, &e));
+            return found.0;
         }
     };
     let at = sealed.location(&doc.at);
+    check_metadata(&sealed, &at, checks, &mut found);
+    check_scope_annotations(&sealed, &at, &mut found);
+    check_generators(&sealed, &at, &mut found);
+    if let Some(controller) = checks.controller {
+        check_with_controller(controller, value, &at, &mut found);
+    }
+    check_items(&sealed, &at, checks, &mut found);
+    found.0
+}
+
+/// Name, namespace, emptiness and the key it was sealed with.
+fn check_metadata(sealed: &SealedSecret, at: &Location, checks: &Checks<'_>, found: &mut Found) {
+    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
     if sealed.name().is_empty() {
         problem(
-            &at,
+            at,
             Severity::Error,
             "metadata.name is missing; values are bound to it (strict scope)".into(),
         );
@@ -188,20 +208,44 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
     let scope = sealed.scope();
     if scope != arcseal_crypto::Scope::ClusterWide && sealed.namespace().is_empty() {
         problem(
-            &at,
+            at,
             Severity::Warning,
             format!(
                 "metadata.namespace is missing but the {scope} scope binds the namespace; set it to the namespace it was sealed for"
             ),
         );
     }
+    if sealed.spec.encrypted_data.is_empty() && sealed.spec.data.is_none() {
+        problem(
+            at,
+            Severity::Warning,
+            "spec.encryptedData is empty: the Secret will have no sealed items".into(),
+        );
+    }
+    if let (Some(cert), false) = (checks.cert, sealed.sealed_with().is_empty())
+        && !sealed.sealed_with().contains(&cert.fingerprint())
+    {
+        problem(
+            at,
+            Severity::Warning,
+            format!(
+                "sealed with another key than the given certificate ({}); `arcseal rotate` re-seals it",
+                cert.fingerprint()
+            ),
+        );
+    }
+}
+
+/// Scope annotations as sealed-secrets reads them (exactly "true", on the SealedSecret itself).
+fn check_scope_annotations(sealed: &SealedSecret, at: &Location, found: &mut Found) {
+    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
     let annotations = sealed.metadata.annotations.clone().unwrap_or_default();
     for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
         if let Some(v) = annotations.get(key)
             && v != "true"
         {
             problem(
-                &at,
+                at,
                 Severity::Error,
                 format!(
                     "annotation {key} is {v:?}; sealed-secrets honours exactly \"true\" and treats anything else as absent"
@@ -213,7 +257,7 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
         && annotations.get(CLUSTER_WIDE_ANNOTATION).map(String::as_str) == Some("true")
     {
         problem(
-            &at,
+            at,
             Severity::Warning,
             "both scope annotations are set; cluster-wide wins, remove the other".into(),
         );
@@ -223,7 +267,7 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
     for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
         if template_annotations.is_some_and(|a| a.contains_key(key)) {
             problem(
-                &at,
+                at,
                 Severity::Warning,
                 format!(
                     "{key} in spec.template is ignored: the scope is read from the SealedSecret's own metadata"
@@ -231,10 +275,16 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
             );
         }
     }
+}
+
+/// The `arcseal.dev/generate` annotation, as `rotate --rotate-values` will read it.
+fn check_generators(sealed: &SealedSecret, at: &Location, found: &mut Found) {
+    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
+    let annotations = sealed.metadata.annotations.clone().unwrap_or_default();
     if let Some(spec) = annotations.get(crate::rotate::GENERATE_ANNOTATION) {
         match crate::rotate::parse_generators(spec) {
             Err(e) => problem(
-                &at,
+                at,
                 Severity::Error,
                 format!(
                     "{}: {e}; `rotate --rotate-values` would refuse it",
@@ -244,7 +294,7 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
             Ok(generators) => {
                 for name in generators.keys().filter(|g| !sealed.spec.encrypted_data.contains_key(*g)) {
                     problem(
-                        &at,
+                        at,
                         Severity::Error,
                         format!(
                             "{} names item {name:?}, which is not in encryptedData; `rotate --rotate-values` would \
@@ -256,44 +306,37 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
             }
         }
     }
-    if sealed.spec.encrypted_data.is_empty() && sealed.spec.data.is_none() {
-        problem(
-            &at,
-            Severity::Warning,
-            "spec.encryptedData is empty: the Secret will have no sealed items".into(),
-        );
-    }
-    if let (Some(cert), false) = (checks.cert, sealed.sealed_with().is_empty())
-        && !sealed.sealed_with().contains(&cert.fingerprint())
-    {
-        problem(
-            &at,
-            Severity::Warning,
-            format!(
-                "sealed with another key than the given certificate ({}); `arcseal rotate` re-seals it",
-                cert.fingerprint()
-            ),
-        );
-    }
+}
 
-    if let Some(controller) = checks.controller {
-        use crate::controller::Verdict;
-        match controller.verify(value, &at) {
+/// Asks the controller (`/v1/verify`) whether its keys open the object.
+fn check_with_controller(
+    controller: &crate::controller::Controller,
+    value: &Value,
+    at: &Location,
+    found: &mut Found,
+) {
+    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
+    use crate::controller::Verdict;
+    match controller.verify(value, at) {
             Ok(Verdict::Opens) => {}
             Ok(Verdict::DoesNotOpen) => problem(
-                &at,
+                at,
                 Severity::Error,
                 "the controller cannot decrypt it (/v1/verify: 409): sealed with another key, or for another name, namespace or scope".into(),
             ),
             Ok(Verdict::Invalid(why)) => {
-                problem(&at, Severity::Error, format!("the controller refused it (/v1/verify: 400): {why}"))
+                problem(at, Severity::Error, format!("the controller refused it (/v1/verify: 400): {why}"))
             }
             Err(e) => {
-                let p = Problem::from_error(&at, &e);
+                let p = Problem::from_error(at, &e);
                 problem(&p.at, p.severity, p.message)
             }
         }
-    }
+}
+
+/// Every item: base64, the sealed value's framing, the key size, and whether a given key opens it.
+fn check_items(sealed: &SealedSecret, at: &Location, checks: &Checks<'_>, found: &mut Found) {
+    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
     let label = sealed.encryption_label();
     let legacy = sealed.spec.data.iter().map(|v| ("spec.data".to_owned(), v));
     for (item, text) in sealed.spec.encrypted_data.iter().map(|(k, v)| (k.clone(), v)).chain(legacy) {
@@ -339,5 +382,4 @@ pub fn check_document(doc: &Document, checks: &Checks<'_>) -> Vec<Problem> {
             );
         }
     }
-    out
 }
