@@ -209,8 +209,8 @@ impl Api for GitHub {
     }
 }
 
-/// The `rel="next"` URL of an RFC 8288 `Link` header.
-fn next_link(link: &str) -> Option<reqwest::Url> {
+/// The `rel="next"` URL of an RFC 8288 `Link` header (an untrusted server answer).
+pub fn next_link(link: &str) -> Option<reqwest::Url> {
     link.split(',').find_map(|part| {
         let (target, params) = part.trim().split_once(';')?;
         let is_next = params.split(';').any(|p| {

@@ -21,6 +21,8 @@
 pub mod azure_devops;
 pub mod github;
 
+pub use github::next_link;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -342,6 +344,10 @@ pub fn scrub(text: &str, token: &str) -> String {
         }
         from = i;
     }
+    // Removing user-info joins text: a token could only now appear whole.
+    if token.len() >= 4 {
+        out = out.replace(token, "***");
+    }
     let mut cleaned: String =
         out.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_MESSAGE_CHARS).collect();
     if out.chars().count() > MAX_MESSAGE_CHARS {
@@ -564,6 +570,33 @@ mod tests {
         assert!(api_base("X", "http://github.example/api").unwrap_err().contains("https"));
         assert!(api_base("X", "https://u:p@api.github.com").unwrap_err().contains("user-info"));
         assert!(api_base("X", "not a url").unwrap_err().contains("not a URL"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scrubbed_text_never_holds_the_token(
+            before in ".{0,80}", after in ".{0,80}", token in "[A-Za-z0-9_]{4,40}", userinfo in "[a-z]{0,8}:?"
+        ) {
+            let text = format!("{before}https://{userinfo}{token}@host/x {token}{after}");
+            let s = scrub(&text, &token);
+            proptest::prop_assert!(!s.contains(&token), "{}", s);
+            proptest::prop_assert!(s.chars().count() <= MAX_MESSAGE_CHARS + 1);
+            proptest::prop_assert!(!s.chars().any(char::is_control));
+        }
+
+        #[test]
+        fn truncated_bodies_fit_and_short_ones_are_kept(body in "(.{0,60}\n){0,80}", max in 200usize..3000) {
+            let cut = truncate_body(&body, max);
+            proptest::prop_assert!(cut.chars().count() <= max);
+            if body.chars().count() <= max {
+                proptest::prop_assert_eq!(cut, body);
+            }
+        }
+
+        #[test]
+        fn link_headers_never_panic(link in ".{0,200}") {
+            let _ = next_link(&link);
+        }
     }
 
     #[test]

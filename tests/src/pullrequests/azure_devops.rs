@@ -195,7 +195,7 @@ fn handle(state: &Mutex<State>, remote: &Remote, req: Req) -> Answer {
     };
     let base = format!("http://{}", req.header("host").unwrap_or("127.0.0.1"));
     // /{org}/{project}/_apis/git/repositories/{repo}/pullrequests[/{id}]
-    let segments: Vec<String> = req.path.split('/').skip(1).map(|p| percent_decode(p)).collect();
+    let segments: Vec<String> = req.path.split('/').skip(1).map(percent_decode).collect();
     let (project_ok, repo_ok, rest) = match segments.as_slice() {
         [org, project, a, g, r, repo, pr, rest @ ..]
             if *org == s.org
@@ -349,7 +349,7 @@ fn handle(state: &Mutex<State>, remote: &Remote, req: Req) -> Answer {
             let Some(i) = s.prs.iter().position(|p| p.id == id) else {
                 return error(
                     404,
-                    &format!("TF401180: The requested pull request was not found."),
+                    "TF401180: The requested pull request was not found.",
                     "GitPullRequestNotFoundException",
                 );
             };
