@@ -1,6 +1,6 @@
 //! An Azure DevOps Git `pullrequests` stand-in (REST API 7.1) for one repository in one project of
 //! one organisation, as `dev.azure.com` answers
-//! (https://learn.microsoft.com/rest/api/azure/devops/git/pull-requests):
+//! (<https://learn.microsoft.com/rest/api/azure/devops/git/pull-requests>):
 //!
 //! - `GET /{org}/{project}/_apis/git/repositories/{repo}/pullrequests?searchCriteria.sourceRefName=
 //!   &searchCriteria.targetRefName=&searchCriteria.status=&$top=&$skip=&api-version=7.1` ->

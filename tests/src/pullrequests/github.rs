@@ -1,5 +1,5 @@
 //! A GitHub REST API v3 `pulls` stand-in for one repository (`owner/name`), as
-//! `api.github.com` answers (https://docs.github.com/rest/pulls/pulls):
+//! `api.github.com` answers (<https://docs.github.com/rest/pulls/pulls>):
 //!
 //! - `GET /repos/{o}/{r}/pulls?state=&head=owner:branch&base=&per_page=&page=`: open pull requests by
 //!   default, newest first, `per_page` 30 by default and at most 100 (lower with
