@@ -7,7 +7,7 @@
 //!
 //! [`cluster`] reaches the cluster as kubectl does (kubeconfig rules, the controller behind the API
 //! server's service proxy), [`controller`] speaks the controller's HTTP API, [`names`] checks object
-//! names as the API server does.
+//! names as the API server does, [`pr`] opens rotate's pull request on GitHub or Azure DevOps.
 //!
 //! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
 
@@ -22,6 +22,7 @@ pub mod keyvault;
 pub mod manifest;
 pub mod names;
 pub mod output;
+pub mod pr;
 pub mod repo;
 pub mod rotate;
 pub mod seal;

@@ -1,8 +1,10 @@
 //! Test support shared by arcseal's integration tests: a real Kubernetes API server per test binary
-//! ([`k8s`]) and a wire-faithful Azure Key Vault + Entra ID stand-in ([`keyvault`]).
+//! ([`k8s`]), a wire-faithful Azure Key Vault + Entra ID stand-in ([`keyvault`]), and GitHub and Azure DevOps
+//! pull request API stand-ins ([`pullrequests`]).
 
 pub mod k8s;
 pub mod keyvault;
+pub mod pullrequests;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -308,6 +308,17 @@ pub struct RotateArgs {
     /// Write a JSON report of every item for the pipeline.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Push --branch and open its pull request (or update the one already open for it), body = the report.
+    /// Token and repository from the pipeline's environment: GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL;
+    /// SYSTEM_ACCESSTOKEN, SYSTEM_COLLECTIONURI, SYSTEM_TEAMPROJECT, BUILD_REPOSITORY_ID.
+    #[arg(long, value_enum, value_name = "SERVICE", requires = "branch", conflicts_with = "dry_run")]
+    pub open_pr: Option<arcseal::pr::Provider>,
+    /// Branch the pull request goes into; default: the branch checked out (Azure Pipelines: BUILD_SOURCEBRANCH).
+    #[arg(long, value_name = "BRANCH", requires = "open_pr")]
+    pub pr_base: Option<String>,
+    /// Remote to push --branch to for --open-pr (force-pushed: the branch belongs to the rotation job).
+    #[arg(long, value_name = "NAME", default_value = "origin")]
+    pub pr_remote: String,
     /// Key Vault DNS suffix for every vault (private clouds, AzureStackCloud), e.g. vault.azure.net.
     #[arg(long, value_name = "SUFFIX")]
     pub keyvault_dns_suffix: Option<String>,

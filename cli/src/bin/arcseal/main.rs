@@ -554,6 +554,18 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     if let Some(branch) = args.branch.as_deref().filter(|_| !args.dry_run) {
         git_preflight(&args.path, branch)?;
     }
+    // So is everything `--open-pr` needs (token, repository, base branch, remote).
+    let pr_target = match (args.open_pr.filter(|_| !args.dry_run), args.branch.as_deref()) {
+        (Some(provider), Some(branch)) => Some(arcseal::pr::Target::from_env(
+            provider,
+            &git_dir(&args.path),
+            branch,
+            args.pr_base.as_deref(),
+            &args.pr_remote,
+            &|name| std::env::var(name).ok(),
+        )?),
+        _ => None,
+    };
     let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
         .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let target = match (args.cert.cert.as_deref(), &controller) {
@@ -646,6 +658,14 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         (Err(e), None) => return Err(e),
     };
     write_rotate_report(&args, &plan, &rotations)?;
+    if let (Some(target), Some(_), Some(branch)) = (&pr_target, &repo, &args.branch) {
+        let key_vault: Vec<String> = rotations.iter().map(|r| r.describe()).collect();
+        let published =
+            target.publish(branch, &arcseal::pr::rotation_pull_request(&plan, &key_vault)).with_context(
+                || format!("the rotation is committed on branch {branch}; rerun to open its pull request"),
+            )?;
+        eprintln!("{published}");
+    }
     match (repo, &args.branch) {
         (Some(_), Some(branch)) => {
             eprintln!("committed on branch {branch}");
