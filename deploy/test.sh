@@ -22,6 +22,8 @@
 #      any authenticated user may use the service proxy to the controller's http port (kubeseal) and no other
 #   8. the same under the Helm chart's namespace-scoped RBAC (unseal.namespaces.all=false)
 #   9. `arcseal-controller csi-provider` with the DaemonSet's args: probe path, socket mode, clean SIGTERM
+#  10. deploy/monitoring: the component and the chart's monitoring toggles render the same objects, the monitors
+#      select the Services/pods that serve metrics, and deploy/monitoring/test.sh (promtool) passes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 readonly ROOT=$PWD
@@ -177,6 +179,12 @@ csiProvider:
   extraArgs: ["--latest-ttl=120s"]
 EOF
 "$HELM" template arcseal "$CHART" --namespace kube-system -f "$WORK/values-namespaced.yaml" >"$R/helm-namespaced.yaml"
+# The monitoring component over the base (as an overlay using it renders), and the chart with every toggle on.
+"$KUBECTL" kustomize deploy/test/monitoring >"$R/kustomize-monitoring.yaml"
+MONITORING_VALUES=monitoring.serviceMonitor.enabled=true,monitoring.podMonitor.enabled=true
+MONITORING_VALUES+=,monitoring.prometheusRule.enabled=true,monitoring.dashboards.enabled=true
+"$HELM" template arcseal "$CHART" --namespace kube-system --include-crds --set "$MONITORING_VALUES" \
+    >"$R/helm-monitoring.yaml"
 for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
 
 step "3. helm lint; Helm (default values) vs Kustomize base"
@@ -184,7 +192,9 @@ for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml";
     "$HELM" lint --strict "$CHART" --namespace kube-system ${values:+-f "$values"} >"$WORK/helm-lint.log" 2>&1 ||
         { cat "$WORK/helm-lint.log" >&2; die "helm lint ${values:-(default values)}"; }
 done
-log "helm lint --strict: default, gitops prod and namespaced values pass"
+"$HELM" lint --strict "$CHART" --namespace kube-system --set "$MONITORING_VALUES" >"$WORK/helm-lint.log" 2>&1 ||
+    { cat "$WORK/helm-lint.log" >&2; die "helm lint with the monitoring toggles"; }
+log "helm lint --strict: default, gitops prod, namespaced and monitoring values pass"
 for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp; do
     ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
 done
@@ -435,5 +445,13 @@ wait "$CONTROLLER_PID" || die "the CSI provider did not exit cleanly on SIGTERM 
 CONTROLLER_PID=
 [[ ! -e $WORK/providers/arcseal.sock ]] || die "the CSI provider left its socket behind"
 log "probe path answers, socket created mode $mode (owner only), clean exit on SIGTERM, socket removed"
+
+step "10. deploy/monitoring: component vs chart toggles, monitors' targets, promtool"
+"$PY" deploy/test/compare.py "$R/kustomize-monitoring.yaml" "$R/helm-monitoring.yaml" | sed 's/^/    /' ||
+    die "the chart's monitoring objects and deploy/monitoring drifted apart (diff above)"
+for f in "$R/kustomize-monitoring.yaml" "$R/helm-monitoring.yaml"; do
+    "$PY" deploy/test/monitors.py "$f" | sed "s|^|    $(basename "$f"): |" || die "a monitor in $f scrapes nothing (above)"
+done
+deploy/monitoring/test.sh || die "deploy/monitoring/test.sh"
 
 step "all deploy checks passed in $(($(date +%s) - T0))s"
