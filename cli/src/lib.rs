@@ -6,7 +6,7 @@
 //!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
 //!
 //! [`cluster`] reaches the cluster as kubectl does (kubeconfig rules, the controller behind the API
-//! server's service proxy), [`controller`] speaks the controller's HTTP API, [`names`] checks object
+//! server's service proxy; [`status`] reads a cluster's controller, keys and SealedSecrets), [`controller`] speaks the controller's HTTP API, [`names`] checks object
 //! names as the API server does.
 //!
 //! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
@@ -25,6 +25,7 @@ pub mod output;
 pub mod repo;
 pub mod rotate;
 pub mod seal;
+pub mod status;
 pub mod unseal;
 pub mod validate;
 
