@@ -577,6 +577,7 @@ pub fn human(d: Duration) -> String {
         (0, 0, 0) => format!("{seconds}s"),
         (0, 0, m) => format!("{m}m{seconds}s"),
         (0, h, m) => format!("{h}h{m}m"),
+        (d, 0, _) => format!("{d}d"),
         (d, h, _) => format!("{d}d{h}h"),
     }
 }
@@ -765,5 +766,6 @@ mod tests {
         assert_eq!(human(Duration::from_secs(7 * 60 + 3)), "7m3s");
         assert_eq!(human(Duration::from_secs(5 * 3600 + 12 * 60)), "5h12m");
         assert_eq!(human(Duration::from_secs(3 * 86400 + 4 * 3600 + 5)), "3d4h");
+        assert_eq!(human(Duration::from_secs(30 * 86400)), "30d");
     }
 }
