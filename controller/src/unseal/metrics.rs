@@ -310,3 +310,72 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use arcseal_crypto::{Certificate, CertificateParams, PrivateKey};
+
+    use super::Metrics;
+    use crate::unseal::keys::{KeyPolicy, KeySet, LoadedKey};
+
+    fn sample(text: &str, name: &str) -> i64 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn key_timestamps_follow_the_sealing_key_and_the_policy() {
+        let t0 = 1_800_000_000u64;
+        let key = PrivateKey::generate(2048).unwrap();
+        let params = CertificateParams {
+            common_name: String::new(),
+            not_before: SystemTime::UNIX_EPOCH + Duration::from_secs(t0),
+            validity: Duration::from_secs(86400),
+        };
+        let cert = Certificate::self_signed(&key, &params).unwrap();
+        let set = KeySet::new(vec![LoadedKey { key, cert: Some(cert), secret_name: "k".into() }]);
+        let mut policy = KeyPolicy {
+            namespace: "kube-system".into(),
+            bits: 2048,
+            ttl: Duration::from_secs(86400),
+            renew_period: Duration::from_secs(720 * 3600),
+            cutoff: None,
+            common_name: String::new(),
+        };
+        let m = Metrics::new();
+        m.key_times(&set, &policy);
+        let text = m.encode();
+        let t0 = i64::try_from(t0).unwrap();
+        assert_eq!(sample(&text, "sealed_secrets_controller_sealing_key_created_timestamp_seconds"), t0);
+        assert_eq!(
+            sample(&text, "sealed_secrets_controller_sealing_key_expiry_timestamp_seconds"),
+            t0 + 86400
+        );
+        assert_eq!(
+            sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds"),
+            t0 + 720 * 3600
+        );
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_cutoff_timestamp_seconds"), 0);
+        // A cutoff after the key, passed or not: the renewal is due at the cutoff itself, and stays there.
+        policy.cutoff = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_003_600));
+        m.key_times(&set, &policy);
+        let text = m.encode();
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds"), t0 + 3600);
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_cutoff_timestamp_seconds"), t0 + 3600);
+        // Renewal off and no cutoff: nothing due.
+        policy.cutoff = None;
+        policy.renew_period = Duration::ZERO;
+        m.key_times(&set, &policy);
+        assert_eq!(sample(&m.encode(), "sealed_secrets_controller_key_renewal_due_timestamp_seconds"), 0);
+        // No key at all: sealing timestamps 0, and a key is due now.
+        m.key_times(&KeySet::default(), &policy);
+        let text = m.encode();
+        assert_eq!(sample(&text, "sealed_secrets_controller_sealing_key_created_timestamp_seconds"), 0);
+        assert!(
+            sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds") > t0 - 86400 * 365
+        );
+    }
+}
