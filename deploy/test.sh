@@ -19,6 +19,8 @@
 #   5. the gitops example's Flux objects point at paths that exist and render; its SealedSecrets are sealed for the
 #      certificate of their cluster (arcseal validate)
 #   6. kubectl apply --dry-run=server of everything the 1.20 server serves (SealedSecrets against the real CRD)
+#   7. deploy/monitoring: the component and the chart's monitoring toggles render the same objects, the monitors
+#      select the Services/pods that serve metrics, and deploy/monitoring/test.sh (promtool) passes
 # (Step 1, the Helm chart's CRD copy, is the controller's unit test `checked_in_crds_are_current`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -165,6 +167,12 @@ csiProvider:
   extraArgs: ["--latest-ttl=120s"]
 EOF
 "$HELM" template arcseal "$CHART" --namespace kube-system -f "$WORK/values-namespaced.yaml" >"$R/helm-namespaced.yaml"
+# The monitoring component over the base (as an overlay using it renders), and the chart with every toggle on.
+"$KUBECTL" kustomize deploy/test/monitoring >"$R/kustomize-monitoring.yaml"
+MONITORING_VALUES=monitoring.serviceMonitor.enabled=true,monitoring.podMonitor.enabled=true
+MONITORING_VALUES+=,monitoring.prometheusRule.enabled=true,monitoring.dashboards.enabled=true
+"$HELM" template arcseal "$CHART" --namespace kube-system --include-crds --set "$MONITORING_VALUES" \
+    >"$R/helm-monitoring.yaml"
 for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
 [[ $MODE == render ]] && exit 0
 
@@ -173,7 +181,9 @@ for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml";
     "$HELM" lint --strict "$CHART" --namespace kube-system ${values:+-f "$values"} >"$WORK/helm-lint.log" 2>&1 ||
         { cat "$WORK/helm-lint.log" >&2; die "helm lint ${values:-(default values)}"; }
 done
-log "helm lint --strict: default, gitops prod and namespaced values pass"
+"$HELM" lint --strict "$CHART" --namespace kube-system --set "$MONITORING_VALUES" >"$WORK/helm-lint.log" 2>&1 ||
+    { cat "$WORK/helm-lint.log" >&2; die "helm lint with the monitoring toggles"; }
+log "helm lint --strict: default, gitops prod, namespaced and monitoring values pass"
 for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp; do
     ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
 done
@@ -242,4 +252,12 @@ done
 log "(policy/v1 PodDisruptionBudget is 1.21+: its schema is checked in step 4. SecretProviderClass needs the CSI"
 log " driver's CRD: its parameters are checked by the provider's own parser in tests/tests/deploy_examples.rs.)"
 
-step "done: renders, lint, schemas, gitops example and server dry runs pass"
+step "7. deploy/monitoring: component vs chart toggles, monitors' targets, promtool"
+"$PY" deploy/test/compare.py "$R/kustomize-monitoring.yaml" "$R/helm-monitoring.yaml" | sed 's/^/    /' ||
+    die "the chart's monitoring objects and deploy/monitoring drifted apart (diff above)"
+for f in "$R/kustomize-monitoring.yaml" "$R/helm-monitoring.yaml"; do
+    "$PY" deploy/test/monitors.py "$f" | sed "s|^|    $(basename "$f"): |" || die "a monitor in $f scrapes nothing (above)"
+done
+deploy/monitoring/test.sh || die "deploy/monitoring/test.sh"
+
+step "all deploy checks passed in $(($(date +%s) - T0))s"

@@ -6,8 +6,9 @@
 //!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
 //!
 //! [`cluster`] reaches the cluster as kubectl does (kubeconfig rules, the controller behind the API
-//! server's service proxy), [`controller`] speaks the controller's HTTP API, [`names`] checks object
-//! names as the API server does, [`pr`] opens rotate's pull request on GitHub or Azure DevOps.
+//! server's service proxy; [`status`] reads a cluster's controller, keys and SealedSecrets), [`controller`] speaks
+//! the controller's HTTP API, [`names`] checks object names as the API server does, [`pr`] opens rotate's pull
+//! request on GitHub or Azure DevOps.
 //!
 //! Cryptography lives in [`arcseal_crypto`]; nothing here touches a cipher directly.
 
@@ -26,6 +27,7 @@ pub mod pr;
 pub mod repo;
 pub mod rotate;
 pub mod seal;
+pub mod status;
 pub mod unseal;
 pub mod validate;
 

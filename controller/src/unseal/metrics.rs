@@ -16,6 +16,13 @@
 //! | `watch_errors_total` (arcseal) | `code` (410: the watch relisted) |
 //! | `http_refused_total` (arcseal) | `reason` = rate_limited, busy, too_many_items, too_large, body_timeout |
 //! | `orphaned_keys` (arcseal, gauge) | |
+//! | `sealing_key_created_timestamp_seconds` (arcseal, gauge) | NotBefore of the sealing key (0: none) |
+//! | `sealing_key_expiry_timestamp_seconds` (arcseal, gauge) | NotAfter of its certificate (0: none) |
+//! | `key_renewal_due_timestamp_seconds` (arcseal, gauge) | when the next key is due (0: no renewal planned) |
+//! | `key_cutoff_timestamp_seconds` (arcseal, gauge) | `--key-cutoff-time` (0: not set) |
+//!
+//! The four timestamps (Unix seconds) are what the renewal and expiry alerts of `deploy/monitoring` compare with
+//! `time()`: every replica computes them from the keys it loaded and its flags, the leader alone acts on them.
 
 use std::sync::atomic::AtomicU64;
 
@@ -105,6 +112,14 @@ pub struct Metrics {
     http_refused: Family<ReasonLabel, Counter>,
     /// `orphaned_keys`: keys still loaded whose key Secret was deleted.
     pub orphaned_keys: Gauge,
+    /// `sealing_key_created_timestamp_seconds`.
+    pub sealing_key_created: Gauge,
+    /// `sealing_key_expiry_timestamp_seconds`.
+    pub sealing_key_expiry: Gauge,
+    /// `key_renewal_due_timestamp_seconds`.
+    pub key_renewal_due: Gauge,
+    /// `key_cutoff_timestamp_seconds`.
+    pub key_cutoff: Gauge,
 }
 
 /// A `reason` label.
@@ -188,8 +203,37 @@ impl Metrics {
             "Keys still loaded (they decrypt) whose key Secret was deleted; gone on restart (arcseal)",
             orphaned_keys.clone(),
         );
+        let timestamp = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let sealing_key_created = timestamp(
+            &mut registry,
+            "sealing_key_created_timestamp_seconds",
+            "NotBefore of the sealing key's certificate, Unix seconds; 0 without one (arcseal)",
+        );
+        let sealing_key_expiry = timestamp(
+            &mut registry,
+            "sealing_key_expiry_timestamp_seconds",
+            "NotAfter of the sealing key's certificate, Unix seconds; 0 without one (arcseal)",
+        );
+        let key_renewal_due = timestamp(
+            &mut registry,
+            "key_renewal_due_timestamp_seconds",
+            "When the leader is due to make the next key, Unix seconds; 0 when no renewal is planned (arcseal)",
+        );
+        let key_cutoff = timestamp(
+            &mut registry,
+            "key_cutoff_timestamp_seconds",
+            "--key-cutoff-time, Unix seconds: keys older than this are replaced; 0 when not set (arcseal)",
+        );
         Metrics {
             registry,
+            sealing_key_created,
+            sealing_key_expiry,
+            key_renewal_due,
+            key_cutoff,
             http_refused,
             orphaned_keys,
             unseal_requests,
@@ -236,11 +280,102 @@ impl Metrics {
         self.condition_info.get_or_create(&labels).set(if synced { 1 } else { -1 });
     }
 
+    /// Sets the key timestamps from the keys loaded and the renewal policy.
+    pub fn key_times(&self, keys: &super::keys::KeySet, policy: &super::keys::KeyPolicy) {
+        let seconds = |t: std::time::SystemTime| {
+            let since = t.duration_since(std::time::SystemTime::UNIX_EPOCH).unwrap_or_default();
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        };
+        let cert = keys.newest().and_then(|k| k.cert.as_ref());
+        self.sealing_key_created.set(cert.map_or(0, |c| seconds(c.not_before())));
+        self.sealing_key_expiry.set(cert.map_or(0, |c| seconds(c.not_after())));
+        let newest = cert.map(arcseal_crypto::Certificate::not_before);
+        // `now` = the newest key's NotBefore: a cutoff already passed then yields the cutoff itself (not "now"), so
+        // the gauge holds still and the time since it grows while nobody renews.
+        let at = newest.unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let due = match newest {
+            Some(_) => super::keys::next_renewal(policy, newest, at),
+            // No key at all: one is due since the controller started looking.
+            None => Some(std::time::SystemTime::now()),
+        };
+        self.key_renewal_due.set(due.map_or(0, seconds));
+        self.key_cutoff.set(policy.cutoff.map_or(0, seconds));
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use arcseal_crypto::{Certificate, CertificateParams, PrivateKey};
+
+    use super::Metrics;
+    use crate::unseal::keys::{KeyPolicy, KeySet, LoadedKey};
+
+    fn sample(text: &str, name: &str) -> i64 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn key_timestamps_follow_the_sealing_key_and_the_policy() {
+        let t0 = 1_800_000_000u64;
+        let key = PrivateKey::generate(2048).unwrap();
+        let params = CertificateParams {
+            common_name: String::new(),
+            not_before: SystemTime::UNIX_EPOCH + Duration::from_secs(t0),
+            validity: Duration::from_secs(86400),
+        };
+        let cert = Certificate::self_signed(&key, &params).unwrap();
+        let set = KeySet::new(vec![LoadedKey { key, cert: Some(cert), secret_name: "k".into() }]);
+        let mut policy = KeyPolicy {
+            namespace: "kube-system".into(),
+            bits: 2048,
+            ttl: Duration::from_secs(86400),
+            renew_period: Duration::from_secs(720 * 3600),
+            cutoff: None,
+            common_name: String::new(),
+        };
+        let m = Metrics::new();
+        m.key_times(&set, &policy);
+        let text = m.encode();
+        let t0 = i64::try_from(t0).unwrap();
+        assert_eq!(sample(&text, "sealed_secrets_controller_sealing_key_created_timestamp_seconds"), t0);
+        assert_eq!(
+            sample(&text, "sealed_secrets_controller_sealing_key_expiry_timestamp_seconds"),
+            t0 + 86400
+        );
+        assert_eq!(
+            sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds"),
+            t0 + 720 * 3600
+        );
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_cutoff_timestamp_seconds"), 0);
+        // A cutoff after the key, passed or not: the renewal is due at the cutoff itself, and stays there.
+        policy.cutoff = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_003_600));
+        m.key_times(&set, &policy);
+        let text = m.encode();
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds"), t0 + 3600);
+        assert_eq!(sample(&text, "sealed_secrets_controller_key_cutoff_timestamp_seconds"), t0 + 3600);
+        // Renewal off and no cutoff: nothing due.
+        policy.cutoff = None;
+        policy.renew_period = Duration::ZERO;
+        m.key_times(&set, &policy);
+        assert_eq!(sample(&m.encode(), "sealed_secrets_controller_key_renewal_due_timestamp_seconds"), 0);
+        // No key at all: sealing timestamps 0, and a key is due now.
+        m.key_times(&KeySet::default(), &policy);
+        let text = m.encode();
+        assert_eq!(sample(&text, "sealed_secrets_controller_sealing_key_created_timestamp_seconds"), 0);
+        assert!(
+            sample(&text, "sealed_secrets_controller_key_renewal_due_timestamp_seconds") > t0 - 86400 * 365
+        );
     }
 }

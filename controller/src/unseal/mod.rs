@@ -104,6 +104,8 @@ pub struct Handles {
     pub leading: watch::Receiver<bool>,
     /// Bound HTTP address, if any.
     pub http_addr: Option<SocketAddr>,
+    /// Bound metrics address, if any (tests scrape it).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Starts a replica: binds listeners, then runs until `shutdown` resolves. Returns handles once listening.
@@ -115,7 +117,7 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(KeyStore::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let mut http_addr = None;
+    let (mut http_addr, mut metrics_addr) = (None, None);
     if let Some(addr) = config.listen_addr {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Bind {
             what: "--listen-addr",
@@ -142,6 +144,7 @@ pub async fn start(
             addr,
             source,
         })?;
+        metrics_addr = listener.local_addr().ok();
         let router = http::metrics_router(metrics.clone());
         let limits = config.http_limits.clone();
         tokio::spawn(async move {
@@ -176,6 +179,7 @@ pub async fn start(
         ready: ready.clone(),
         leading: leading_rx.clone(),
         http_addr,
+        metrics_addr,
     };
     let task = tokio::spawn(supervise(client, config, metrics, store, ready, keys_rx, leading_rx, shutdown));
     Ok((handles, task))
@@ -204,11 +208,14 @@ async fn supervise(
     {
         let (store, ready, metrics, mut rx) =
             (store.clone(), ready.clone(), metrics.clone(), keys_rx.clone());
+        let policy = config.keys.clone();
         tokio::spawn(async move {
             loop {
                 if *rx.borrow_and_update() {
-                    let n = store.snapshot().keys().len();
+                    let snapshot = store.snapshot();
+                    let n = snapshot.keys().len();
                     metrics.keys.set(i64::try_from(n).unwrap_or(i64::MAX));
+                    metrics.key_times(&snapshot, &policy);
                     if n > 0 {
                         ready.store(true, Ordering::SeqCst);
                     }

@@ -28,6 +28,9 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Show a sealing certificate: fingerprint, subject, validity.
     Cert(CertArgs),
+    /// One screen on a cluster: controller replicas and leader, keys, SealedSecrets by condition, recent events.
+    /// Exit 0 healthy, 3 degraded (needs a look), 4 unhealthy (nothing unseals), 1 cannot tell.
+    Status(StatusArgs),
     /// Print shell completions.
     Completion {
         /// Shell to complete for.
@@ -387,4 +390,25 @@ pub struct KubesealCli {
     /// klog's verbosity (accepted for compatibility; no effect).
     #[arg(short = 'v', long = "v", hide = true, value_name = "LEVEL")]
     pub verbosity: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only SealedSecrets and events of this namespace (default: all namespaces).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Text)]
+    pub output: StatusFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `status -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// The screen.
+    Text,
+    /// One JSON object, for scripts.
+    Json,
 }

@@ -25,8 +25,8 @@ use clap::{CommandFactory, Parser};
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    CertArgs, Cli, ClusterArgs, Command, KeygenArgs, KubesealCli, RotateArgs, SealArgs, UnsealArgs,
-    ValidateArgs,
+    CertArgs, Cli, ClusterArgs, Command, KeygenArgs, KubesealCli, RotateArgs, SealArgs, StatusArgs,
+    StatusFormat, UnsealArgs, ValidateArgs,
 };
 
 /// Exit status after a closed stdout (`arcseal cert | head -1`): what a shell reports for SIGPIPE.
@@ -101,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => demo(),
+        Command::Status(args) => status(&args),
     }
 }
 
@@ -132,6 +133,21 @@ fn cluster_controller(cluster: &ClusterArgs) -> anyhow::Result<Controller> {
         &cluster.controller_name,
     )?;
     Ok(Controller::through_proxy(proxy))
+}
+
+/// `arcseal status`: the screen or JSON, and the verdict as the exit code.
+fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let options = arcseal::status::StatusOptions {
+        namespace: args.cluster.controller_namespace.clone(),
+        name: args.cluster.controller_name.clone(),
+        sealed_secrets_namespace: args.namespace.clone(),
+    };
+    let status = arcseal::status::read(&args.cluster.options(), &options)?;
+    match args.output {
+        StatusFormat::Text => out(&status.render())?,
+        StatusFormat::Json => out(&(serde_json::to_string_pretty(&status)? + "\n"))?,
+    }
+    Ok(ExitCode::from(status.health.exit_code()))
 }
 
 /// The controller `validate`/`rotate` talk to online: `--controller-url`, or with `--online` the
