@@ -131,6 +131,9 @@ struct Edit {
 /// What the controller re-sealed, per (file, document) in online mode; `None` when already current.
 type Online = BTreeMap<(usize, usize), Option<BTreeMap<String, String>>>;
 
+/// New texts of the files that change.
+type Changes = Vec<(PathBuf, String)>;
+
 /// What became of one item: the action, the new ciphertext if any, and the key that had sealed it.
 type Outcome = (Action, Option<String>, String);
 
@@ -289,7 +292,7 @@ fn edit_files(
     jobs: &[Job],
     results: Vec<Outcome>,
     target: Fingerprint,
-) -> Result<(Vec<(PathBuf, String)>, Vec<ItemReport>)> {
+) -> Result<(Changes, Vec<ItemReport>)> {
     let mut items = Vec::with_capacity(jobs.len());
     // (file, document) -> the value replacements in it.
     let mut edits: BTreeMap<(usize, usize), Vec<Edit>> = BTreeMap::new();

@@ -377,7 +377,7 @@ fn check_items(sealed: &SealedSecret, at: &Location, checks: &Checks<'_>, found:
                 Severity::Error,
                 format!(
                     "no given key opens it under scope {}; it was sealed with another key or for another name, namespace or scope",
-                    crate::unseal::describe_scope(&sealed)
+                    crate::unseal::describe_scope(sealed)
                 ),
             );
         }
