@@ -16,7 +16,7 @@ use arcseal_controller::csi::metrics;
 use arcseal_controller::unseal;
 use arcseal_crypto::Scope;
 use arcseal_tests::keyvault::{Fault, FaultKind};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
 mod controller_common;
 mod csi_common;
@@ -323,17 +323,10 @@ async fn controller_exposition() -> String {
     config.http_limits.request_rate = 0.5;
     config.http_limits.request_burst = 1;
     let running = start(client.clone(), config).await;
-    let api: Api<unseal::SealedSecret> = Api::namespaced(client.clone(), ns.name());
-    let good = sealed(ns.name(), "good", Scope::Strict, key.public_key(), &[("a", b"1")], None);
-    api.create(&PostParams::default(), &good).await.unwrap();
-    let (other, _) = new_key();
-    let broken = sealed(ns.name(), "broken", Scope::Strict, other.public_key(), &[("a", b"1")], None);
-    api.create(&PostParams::default(), &broken).await.unwrap();
-    wait_synced(&api, "good", "True").await;
-    wait_synced(&api, "broken", "False").await;
+    let api = good_and_broken(&client, ns.name(), &key).await;
     let http = reqwest::Client::new();
     http.get(running.url("/v1/cert.pem")).send().await.unwrap().error_for_status().unwrap();
-    let body = serde_json::to_vec(&good).unwrap();
+    let body = serde_json::to_vec(&api.get("good").await.unwrap()).unwrap();
     let mut limited = false;
     for _ in 0..5 {
         let r = http.post(running.url("/v1/verify")).body(body.clone()).send().await.unwrap();

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use arcseal_controller::unseal::{self, leader::LeaderConfig};
-use arcseal_crypto::Scope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -119,14 +118,7 @@ async fn status_reports_controller_keys_sealed_secrets_and_events_with_an_exit_c
     });
     let running = start(client.clone(), config).await;
 
-    let api: Api<unseal::SealedSecret> = Api::namespaced(client.clone(), ns.name());
-    let good = sealed(ns.name(), "good", Scope::Strict, key.public_key(), &[("a", b"1")], None);
-    api.create(&PostParams::default(), &good).await.unwrap();
-    let (other, _) = new_key();
-    let broken = sealed(ns.name(), "broken", Scope::Strict, other.public_key(), &[("a", b"1")], None);
-    api.create(&PostParams::default(), &broken).await.unwrap();
-    wait_synced(&api, "good", "True").await;
-    wait_synced(&api, "broken", "False").await;
+    let api = good_and_broken(&client, ns.name(), &key).await;
     // The Warning event is published after the status write: wait for it.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns.name());
     arcseal_tests::k8s::poll("the Warning event of broken", TIMEOUT, || async {

@@ -131,6 +131,20 @@ pub fn sealed(
     ss
 }
 
+/// Creates SealedSecret `good` (sealed with `key`) and `broken` (sealed with a key the controller does not have) in
+/// `ns` and waits until the controller reports them Synced=True and Synced=False.
+pub async fn good_and_broken(client: &Client, ns: &str, key: &PrivateKey) -> Api<SealedSecret> {
+    let api: Api<SealedSecret> = Api::namespaced(client.clone(), ns);
+    let good = sealed(ns, "good", Scope::Strict, key.public_key(), &[("a", b"1")], None);
+    api.create(&PostParams::default(), &good).await.unwrap();
+    let (other, _) = new_key();
+    let broken = sealed(ns, "broken", Scope::Strict, other.public_key(), &[("a", b"1")], None);
+    api.create(&PostParams::default(), &broken).await.unwrap();
+    wait_synced(&api, "good", "True").await;
+    wait_synced(&api, "broken", "False").await;
+    api
+}
+
 /// Waits until the controller has acted on the current generation and `Synced` is `status`.
 pub async fn wait_synced(api: &Api<SealedSecret>, name: &str, status: &str) -> SealedSecret {
     poll(&format!("SealedSecret {name} Synced={status}"), TIMEOUT, || async {
