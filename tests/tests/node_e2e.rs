@@ -119,8 +119,8 @@ fn kubectl(cluster: &TestCluster) -> Command {
 
 fn arcseal(cluster: &TestCluster) -> Command {
     let mut command = Command::new(arcseal_tests::arcseal_bin());
-    command.arg("--kubeconfig").arg(cluster.kubeconfig()).env("KUBECONFIG", "/nonexistent");
-    command.env_remove("SEALED_SECRETS_CERT");
+    // As kubectl: the cluster from KUBECONFIG (flags come after the subcommand, which callers add).
+    command.env("KUBECONFIG", cluster.kubeconfig()).env_remove("SEALED_SECRETS_CERT");
     command
 }
 
