@@ -37,6 +37,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && ! ldd /out/arcseal-controller 2>/dev/null | grep -q '=>'  # fail if dynamically linked
 
 FROM scratch
+ARG VERSION=0.1.0
+# scripts/build-image reads these lines and sets the same labels (and the same USER, EXPOSE and paths).
+LABEL org.opencontainers.image.title="arcseal-controller"
+LABEL org.opencontainers.image.description="arcseal: SealedSecrets controller and Secrets Store CSI provider"
+LABEL org.opencontainers.image.licenses="Apache-2.0"
+LABEL org.opencontainers.image.version="${VERSION}"
 # The system CA bundle for Key Vault and Entra ID (the provider's --ca-bundle adds private CAs to it).
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/arcseal-controller /out/arcseal /usr/local/bin/

@@ -71,6 +71,14 @@ pub enum Error {
         /// Its exit status.
         status: std::process::ExitStatus,
     },
+    /// `k8s-test-cluster load-image` failed; its output (above in the test log) says why.
+    #[error("loading image archive {} into the node failed ({status})", archive.display())]
+    LoadImage {
+        /// The OCI archive.
+        archive: PathBuf,
+        /// The script's exit status.
+        status: std::process::ExitStatus,
+    },
     /// An earlier test in this binary already failed to start the cluster.
     #[error("the test cluster failed to start earlier in this test binary: {0}")]
     StartedBadly(String),
@@ -127,19 +135,29 @@ pub struct TestCluster {
 }
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static NODE_CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
 impl TestCluster {
     /// This binary's cluster, started on first use (blocking: the first call waits for `/readyz`, ~6-10 s, or for
     /// the one-off build of the Kubernetes binaries if `scripts/k8s-test-cluster build` has not run).
     pub fn shared() -> Result<&'static TestCluster, Error> {
         CLUSTER
-            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .get_or_init(|| Self::start(false).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| Error::StartedBadly(e.clone()))
     }
 
-    fn start() -> Result<TestCluster, Error> {
-        if let Some(path) = std::env::var_os(KUBECONFIG_ENV).filter(|p| !p.is_empty()) {
+    /// This binary's cluster with a node (`k8s-test-cluster up --node`: kube-scheduler, kubelet, kube-proxy,
+    /// containerd), on which pods really run. One node per machine; [`KUBECONFIG_ENV`] is not used for it.
+    pub fn shared_with_node() -> Result<&'static TestCluster, Error> {
+        NODE_CLUSTER
+            .get_or_init(|| Self::start(true).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::StartedBadly(e.clone()))
+    }
+
+    fn start(node: bool) -> Result<TestCluster, Error> {
+        if let Some(path) = std::env::var_os(KUBECONFIG_ENV).filter(|p| !p.is_empty() && !node) {
             return Ok(TestCluster { kubeconfig: PathBuf::from(path), dir: None, _watchdog: None });
         }
         let script = script_path();
@@ -156,6 +174,7 @@ impl TestCluster {
             .map_err(|source| Error::Spawn { script: script.clone(), source })?;
         let output = Command::new(&script)
             .arg("up")
+            .args(node.then_some("--node"))
             .arg(&dir)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
@@ -178,6 +197,29 @@ impl TestCluster {
     /// The directory holding the component logs (`logs/etcd.log`, ...); `None` for an external cluster.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
+    }
+
+    /// Imports an OCI archive into the node's containerd (`k8s-test-cluster load-image`), where the kubelet
+    /// finds it without a registry; `extra_refs` name the image too (e.g. an overlay's tag).
+    pub fn load_image(&self, archive: &Path, extra_refs: &[&str]) -> Result<(), Error> {
+        let script = script_path();
+        let dir = self.dir.as_deref().ok_or_else(|| Error::Kubeconfig {
+            path: self.kubeconfig.clone(),
+            message: "an external cluster has no node this harness can load images into".to_owned(),
+        })?;
+        let status = Command::new(&script)
+            .arg("load-image")
+            .arg(dir)
+            .arg(archive)
+            .args(extra_refs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|source| Error::Spawn { script: script.clone(), source })?;
+        if !status.success() {
+            return Err(Error::LoadImage { archive: archive.to_owned(), status });
+        }
+        Ok(())
     }
 
     /// A new client for the calling test's runtime.

@@ -190,16 +190,22 @@ impl TestCa {
 impl KeyVaultStandIn {
     /// Starts a plain-HTTP stand-in on 127.0.0.1 (use with [`LoopbackTransport`]).
     pub async fn start() -> Self {
-        Self::start_inner(None).await
+        Self::start_inner(None, SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
     /// Starts an HTTPS stand-in presenting a certificate from `ca`.
     pub async fn start_tls(ca: &TestCa) -> Self {
-        Self::start_inner(Some(ca)).await
+        Self::start_inner(Some(ca), SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    async fn start_inner(tls: Option<&TestCa>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stand-in");
+    /// Starts an HTTPS stand-in on `addr`, for clients that cannot reach loopback (a pod on the test node):
+    /// only ever an address the test cluster created.
+    pub async fn start_tls_at(ca: &TestCa, addr: SocketAddr) -> Self {
+        Self::start_inner(Some(ca), addr).await
+    }
+
+    async fn start_inner(tls: Option<&TestCa>, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind stand-in");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State { token_lifetime: 3599, ..Default::default() }));
         let clock = Arc::new(AtomicU64::new(1_700_000_000));
