@@ -5,20 +5,10 @@ use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use arcseal_crypto::{Certificate, CertificateParams, KeyRing, PrivateKey};
-use common::{KeyDir as Keys, arcseal};
+use common::{KeyDir as Keys, arcseal, failed, ok};
 use serde_json::Value;
 
 mod common;
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
 
 fn fixtures() -> PathBuf {
     std::env::var_os("ARCSEAL_FIXTURES")

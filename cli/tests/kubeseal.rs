@@ -5,15 +5,10 @@
 use std::process::Output;
 
 use arcseal_crypto::{KeyRing, PrivateKey, Scope};
-use common::{FakeController, arcseal, arcseal_env, kubeseal};
+use common::{FakeController, arcseal, arcseal_env, kubeseal, ok};
 use serde_json::Value;
 
 mod common;
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 fn failed(out: &Output) -> String {
     assert_ne!(out.status.code(), Some(0), "stdout: {}", String::from_utf8_lossy(&out.stdout));

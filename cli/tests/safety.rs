@@ -2,21 +2,10 @@
 //! item 7), and the PR gate's `validate` rules (issue 17).
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 
-use common::{FakeController, KeyDir as Dir, arcseal, arcseal_env};
+use common::{FakeController, KeyDir as Dir, arcseal, arcseal_env, failed, ok};
 
 mod common;
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
 
 fn mode(path: &str) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

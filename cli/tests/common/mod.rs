@@ -161,3 +161,17 @@ impl KeyDir {
         String::from_utf8(out.stdout).unwrap()
     }
 }
+
+/// The stdout of a run that must succeed (its stderr in the failure message).
+#[allow(dead_code)]
+pub fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The stderr of a run that must fail with exit code 1 (its stdout in the failure message).
+#[allow(dead_code)]
+pub fn failed(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
