@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use arcseal_crypto::{CLUSTER_WIDE_ANNOTATION, Certificate, KeyRing, NAMESPACE_WIDE_ANNOTATION, SealedValue};
+use arcseal_crypto::{Certificate, KeyRing, SealedValue};
 use serde_json::Value;
 
 use crate::error::Location;
@@ -238,42 +238,19 @@ fn check_metadata(sealed: &SealedSecret, at: &Location, checks: &Checks<'_>, fou
 
 /// Scope annotations as sealed-secrets reads them (exactly "true", on the SealedSecret itself).
 fn check_scope_annotations(sealed: &SealedSecret, at: &Location, found: &mut Found) {
-    let mut problem = |at: &Location, severity, message: String| found.add(at, severity, message);
-    let annotations = sealed.metadata.annotations.clone().unwrap_or_default();
-    for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
-        if let Some(v) = annotations.get(key)
-            && v != "true"
-        {
-            problem(
-                at,
-                Severity::Error,
-                format!(
-                    "annotation {key} is {v:?}; sealed-secrets honours exactly \"true\" and treats anything else as absent"
-                ),
-            );
-        }
-    }
-    if annotations.get(NAMESPACE_WIDE_ANNOTATION).map(String::as_str) == Some("true")
-        && annotations.get(CLUSTER_WIDE_ANNOTATION).map(String::as_str) == Some("true")
-    {
-        problem(
-            at,
-            Severity::Warning,
-            "both scope annotations are set; cluster-wide wins, remove the other".into(),
-        );
-    }
-    let template_annotations =
+    let own = sealed.metadata.annotations.as_ref();
+    let template =
         sealed.spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.as_ref());
-    for key in [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION] {
-        if template_annotations.is_some_and(|a| a.contains_key(key)) {
-            problem(
-                at,
-                Severity::Warning,
-                format!(
-                    "{key} in spec.template is ignored: the scope is read from the SealedSecret's own metadata"
-                ),
-            );
-        }
+    let problems = arcseal_crypto::scope_annotation_problems(
+        |k| own.and_then(|a| a.get(k)).map(String::as_str),
+        |k| template.and_then(|a| a.get(k)).map(String::as_str),
+    );
+    for problem in problems {
+        let severity = match problem {
+            arcseal_crypto::ScopeAnnotationProblem::NotTrue { .. } => Severity::Error,
+            _ => Severity::Warning,
+        };
+        found.add(at, severity, problem.to_string());
     }
 }
 

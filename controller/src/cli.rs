@@ -121,6 +121,43 @@ pub struct UnsealArgs {
     /// Requests that may go to the Kubernetes API at once before --kube-api-qps applies.
     #[arg(long, env = "ARCSEAL_KUBE_API_BURST", default_value_t = 400)]
     pub kube_api_burst: u32,
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
+}
+
+/// The validating admission webhook for SealedSecrets (off unless --admission-addr is set).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdmissionArgs {
+    /// TLS listen address of the admission webhook, e.g. :8443 (empty: no webhook).
+    #[arg(long, env = "ARCSEAL_ADMISSION_ADDR", default_value = "")]
+    pub admission_addr: String,
+    /// The kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) in the controller's namespace it serves from.
+    #[arg(long, env = "ARCSEAL_ADMISSION_TLS_SECRET", default_value = "arcseal-admission-tls")]
+    pub admission_tls_secret: String,
+    /// The controller makes and renews that Secret and the webhook's caBundle (false: cert-manager or you do).
+    #[arg(long, env = "ARCSEAL_ADMISSION_TLS_MANAGED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub admission_tls_managed: bool,
+    /// The ValidatingWebhookConfiguration whose caBundle the leader keeps current (managed TLS only).
+    #[arg(long, env = "ARCSEAL_ADMISSION_WEBHOOK_CONFIG", default_value = "arcseal-sealedsecrets")]
+    pub admission_webhook_config: String,
+    /// The Service in front of the webhook: its DNS names go into the serving certificate.
+    #[arg(long, env = "ARCSEAL_ADMISSION_SERVICE", default_value = "arcseal-admission")]
+    pub admission_service: String,
+    /// More names (DNS or IP address) for the serving certificate; repeat or separate with commas.
+    #[arg(long, env = "ARCSEAL_ADMISSION_TLS_SANS", value_delimiter = ',')]
+    pub admission_tls_san: Vec<String>,
+    /// Validity of a serving certificate the controller makes (renewed when a third is left).
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub admission_cert_validity: Duration,
+    /// Items checked per SealedSecret (one RSA operation each); later items are admitted with a warning.
+    #[arg(long, env = "ARCSEAL_ADMISSION_MAX_ITEMS", default_value_t = 256)]
+    pub admission_max_items: usize,
+    /// Reviews decrypting at once.
+    #[arg(long, env = "ARCSEAL_ADMISSION_MAX_CONCURRENT", default_value_t = 4)]
+    pub admission_max_concurrent: usize,
+    /// How long a review may wait for a slot before the answer is 503 (the failurePolicy then applies).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub admission_queue_timeout: Duration,
 }
 
 #[derive(clap::Args)]

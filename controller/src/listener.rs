@@ -75,6 +75,25 @@ impl Drop for PeerSlot {
 
 /// Serves `router` on `listener` until the process ends. Requests carry `ConnectInfo<SocketAddr>`.
 pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimits) -> std::io::Result<()> {
+    serve_with(listener, router, limits, None).await
+}
+
+/// [`serve`] over TLS: the handshake must finish within the header timeout.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    serve_with(listener, router, limits, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let peers = Arc::new(PeerCounts::default());
     let (header_timeout, per_peer, max_age) =
@@ -96,6 +115,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
             continue;
         };
         let router = router.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
@@ -103,8 +123,20 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(max_age, connection).await;
+            match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(max_age, connection).await;
+                }
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(max_age, connection).await;
+                }
+            }
             drop((permit, slot));
         });
     }

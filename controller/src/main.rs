@@ -230,6 +230,7 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
         }),
         instance: identity,
         watch_timeout: None,
+        admission: admission_config(&args.admission, &namespace)?,
     };
     let kube_config = kube::Config::infer()
         .await
@@ -250,6 +251,48 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
     task.await.context("the controller task failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The webhook's settings from `--admission-*`; `None` when `--admission-addr` is empty.
+fn admission_config(
+    args: &cli::AdmissionArgs,
+    namespace: &str,
+) -> anyhow::Result<Option<arcseal_controller::unseal::AdmissionConfig>> {
+    use arcseal_controller::unseal::webhook::{WebhookLimits, tls::TlsConfig};
+    let Some(addr) = parse_listen("--admission-addr", &args.admission_addr)? else { return Ok(None) };
+    let service = &args.admission_service;
+    let mut dns_names =
+        vec![format!("{service}.{namespace}.svc"), format!("{service}.{namespace}.svc.cluster.local")];
+    let mut ips = Vec::new();
+    for san in args.admission_tls_san.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match san.parse() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns_names.push(san.to_owned()),
+        }
+    }
+    anyhow::ensure!(
+        args.admission_cert_validity >= Duration::from_secs(3600),
+        "--admission-cert-validity {:?}: at least 1h",
+        args.admission_cert_validity
+    );
+    Ok(Some(arcseal_controller::unseal::AdmissionConfig {
+        addr,
+        limits: WebhookLimits {
+            max_items: args.admission_max_items.max(1),
+            max_concurrent: args.admission_max_concurrent.max(1),
+            queue_timeout: args.admission_queue_timeout,
+            ..WebhookLimits::default()
+        },
+        tls: TlsConfig {
+            namespace: namespace.to_owned(),
+            secret_name: args.admission_tls_secret.clone(),
+            managed: args.admission_tls_managed,
+            webhook_config: Some(args.admission_webhook_config.clone()).filter(|n| !n.is_empty()),
+            dns_names,
+            ips,
+            validity: args.admission_cert_validity,
+        },
+    }))
 }
 
 /// Waits for SIGTERM or SIGINT; `finishing` says what the mode finishes before it stops.

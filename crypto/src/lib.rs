@@ -51,6 +51,7 @@ mod keys;
 mod pem;
 pub mod pkcs12;
 mod scope;
+pub mod tls;
 mod value;
 #[cfg(test)]
 mod wycheproof_tests;
@@ -59,7 +60,10 @@ pub use cert::{Certificate, CertificateParams, DEFAULT_CERT_VALIDITY};
 pub use error::{CertError, DecryptError, EncryptError, KeyError, ValueError};
 pub use generate::random_string;
 pub use keys::{DEFAULT_KEY_BITS, Fingerprint, KeyRing, Opened, PrivateKey, PublicKey, SUPPORTED_KEY_BITS};
-pub use scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope, ScopeParseError};
+pub use scope::{
+    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope, ScopeAnnotationProblem, ScopeParseError,
+    scope_annotation_problems,
+};
 #[doc(hidden)]
 pub use value::hazmat;
 pub use value::{

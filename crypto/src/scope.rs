@@ -79,6 +79,90 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A scope annotation sealed-secrets would read differently from what its author meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeAnnotationProblem {
+    /// On the SealedSecret's own metadata with a value other than exactly `"true"`: read as absent.
+    NotTrue {
+        /// The annotation.
+        key: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Both scope annotations are `"true"`: cluster-wide wins.
+    BothScopes,
+    /// In `spec.template.metadata` but not (with that value) on the SealedSecret itself: ignored, since the scope
+    /// is read from the SealedSecret's own metadata only.
+    OnlyInTemplate {
+        /// The annotation.
+        key: &'static str,
+    },
+    /// In `spec.template.metadata` with the same value as on the SealedSecret: harmless (the Secret carries it).
+    AlsoInTemplate {
+        /// The annotation.
+        key: &'static str,
+    },
+}
+
+impl ScopeAnnotationProblem {
+    /// Whether the object's author almost certainly meant another scope than the one the value is bound to.
+    pub fn changes_the_scope(&self) -> bool {
+        matches!(self, ScopeAnnotationProblem::NotTrue { .. } | ScopeAnnotationProblem::OnlyInTemplate { .. })
+    }
+}
+
+impl fmt::Display for ScopeAnnotationProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScopeAnnotationProblem::NotTrue { key, value } => write!(
+                f,
+                "annotation {key} is {value:?}; sealed-secrets honours exactly \"true\" and treats anything else as absent"
+            ),
+            ScopeAnnotationProblem::BothScopes => {
+                f.write_str("both scope annotations are set; cluster-wide wins, remove the other")
+            }
+            ScopeAnnotationProblem::OnlyInTemplate { key } => write!(
+                f,
+                "{key} in spec.template is ignored: the scope is read from the SealedSecret's own metadata; move it to metadata.annotations and re-seal"
+            ),
+            ScopeAnnotationProblem::AlsoInTemplate { key } => write!(
+                f,
+                "{key} in spec.template has no effect on the scope (it is read from the SealedSecret's own metadata, where it is also set)"
+            ),
+        }
+    }
+}
+
+/// The scope annotations of a SealedSecret as sealed-secrets reads them: `own` looks up the object's
+/// `metadata.annotations`, `template` its `spec.template.metadata.annotations`.
+pub fn scope_annotation_problems<'a, 'b>(
+    own: impl Fn(&str) -> Option<&'a str>,
+    template: impl Fn(&str) -> Option<&'b str>,
+) -> Vec<ScopeAnnotationProblem> {
+    let mut problems = Vec::new();
+    let keys = [NAMESPACE_WIDE_ANNOTATION, CLUSTER_WIDE_ANNOTATION];
+    for key in keys {
+        if let Some(value) = own(key)
+            && value != "true"
+        {
+            problems.push(ScopeAnnotationProblem::NotTrue { key, value: value.to_owned() });
+        }
+    }
+    if keys.iter().all(|k| own(k) == Some("true")) {
+        problems.push(ScopeAnnotationProblem::BothScopes);
+    }
+    for key in keys {
+        match template(key) {
+            None => {}
+            Some(v) if own(key) == Some(v) && v == "true" => {
+                problems.push(ScopeAnnotationProblem::AlsoInTemplate { key })
+            }
+            Some(_) => problems.push(ScopeAnnotationProblem::OnlyInTemplate { key }),
+        }
+    }
+    problems
+}
+
 /// A scope name that is not `strict`, `namespace-wide` or `cluster-wide`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown scope {0:?}: use strict, namespace-wide or cluster-wide")]
@@ -120,6 +204,37 @@ mod tests {
             scope_of(&[(NAMESPACE_WIDE_ANNOTATION, "true"), (CLUSTER_WIDE_ANNOTATION, "true")]),
             Scope::ClusterWide
         );
+    }
+
+    #[test]
+    fn annotation_problems_follow_what_sealed_secrets_reads() {
+        type Pairs<'a> = &'a [(&'a str, &'a str)];
+        let check = |own: Pairs<'_>, template: Pairs<'_>| {
+            scope_annotation_problems(
+                |k| own.iter().find(|(key, _)| *key == k).map(|(_, v)| *v),
+                |k| template.iter().find(|(key, _)| *key == k).map(|(_, v)| *v),
+            )
+        };
+        assert!(check(&[], &[]).is_empty());
+        assert!(check(&[(NAMESPACE_WIDE_ANNOTATION, "true")], &[]).is_empty());
+        let yes = check(&[(CLUSTER_WIDE_ANNOTATION, "yes")], &[]);
+        assert_eq!(
+            yes,
+            vec![ScopeAnnotationProblem::NotTrue { key: CLUSTER_WIDE_ANNOTATION, value: "yes".into() }]
+        );
+        assert!(yes[0].changes_the_scope());
+        let only = check(&[], &[(NAMESPACE_WIDE_ANNOTATION, "true")]);
+        assert_eq!(only, vec![ScopeAnnotationProblem::OnlyInTemplate { key: NAMESPACE_WIDE_ANNOTATION }]);
+        assert!(only[0].changes_the_scope());
+        let also = check(&[(NAMESPACE_WIDE_ANNOTATION, "true")], &[(NAMESPACE_WIDE_ANNOTATION, "true")]);
+        assert_eq!(also, vec![ScopeAnnotationProblem::AlsoInTemplate { key: NAMESPACE_WIDE_ANNOTATION }]);
+        assert!(!also[0].changes_the_scope());
+        let both = check(&[(NAMESPACE_WIDE_ANNOTATION, "true"), (CLUSTER_WIDE_ANNOTATION, "true")], &[]);
+        assert_eq!(both, vec![ScopeAnnotationProblem::BothScopes]);
+        assert!(!both[0].changes_the_scope());
+        // A template value that differs from the object's is ignored too.
+        let differs = check(&[(CLUSTER_WIDE_ANNOTATION, "true")], &[(CLUSTER_WIDE_ANNOTATION, "false")]);
+        assert_eq!(differs, vec![ScopeAnnotationProblem::OnlyInTemplate { key: CLUSTER_WIDE_ANNOTATION }]);
     }
 
     #[test]

@@ -47,6 +47,16 @@ pub struct ErrorLabels {
     pub namespace: String,
 }
 
+/// Labels of `admission_reviews_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewLabels {
+    /// allowed, denied or error (no verdict: the API server applied the failurePolicy).
+    pub result: &'static str,
+    /// The reason class (ok, unchanged, no_key_opens, unknown_key, malformed, scope_annotation, no_keys,
+    /// not_checked, busy, too_large, body_timeout, bad_review).
+    pub reason: &'static str,
+}
+
 /// Labels of `condition_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConditionLabels {
@@ -110,6 +120,7 @@ pub struct Metrics {
     /// `rsa_operations_total`, also read directly by the benchmark.
     pub rsa_operations: Counter<u64, AtomicU64>,
     http_refused: Family<ReasonLabel, Counter>,
+    admission_reviews: Family<ReviewLabels, Counter>,
     /// `orphaned_keys`: keys still loaded whose key Secret was deleted.
     pub orphaned_keys: Gauge,
     /// `sealing_key_created_timestamp_seconds`.
@@ -197,6 +208,12 @@ impl Metrics {
             "Requests to /v1/verify and /v1/rotate turned away before any RSA work, by reason (arcseal)",
             http_refused.clone(),
         );
+        let admission_reviews = Family::<ReviewLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "SealedSecret admission reviews answered by the webhook, by result and reason class (arcseal)",
+            admission_reviews.clone(),
+        );
         let orphaned_keys = Gauge::default();
         registry.register(
             "orphaned_keys",
@@ -235,6 +252,7 @@ impl Metrics {
             key_renewal_due,
             key_cutoff,
             http_refused,
+            admission_reviews,
             orphaned_keys,
             unseal_requests,
             unseal_errors,
@@ -259,6 +277,11 @@ impl Metrics {
     /// Counts a watch error (`code` 0 when it was not an HTTP status).
     pub fn watch_error(&self, code: u16) {
         self.watch_errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts an admission review.
+    pub fn admission_review(&self, result: &'static str, reason: &'static str) {
+        self.admission_reviews.get_or_create(&ReviewLabels { result, reason }).inc();
     }
 
     /// Counts a request turned away by admission control.

@@ -5,6 +5,7 @@
 //! Shape of a running replica ([`start`]):
 //! - [`keys::watch`] keeps the key set current from the key Secrets (every replica);
 //! - [`http`] serves `/healthz`, `/readyz`, `/v1/cert.pem`, `/v1/verify`, `/v1/rotate` and metrics (every replica);
+//! - [`webhook`] answers the API server's admission reviews of SealedSecrets over TLS (every replica, optional);
 //! - [`leader`] elects one replica on a Lease (optional); the leader alone runs the [`reconcile`] controller and
 //!   renews keys. Losing the Lease stops both; they start again if it is won back.
 //!
@@ -19,6 +20,7 @@ pub mod reconcile;
 pub mod redact;
 pub mod secret;
 pub mod template;
+pub mod webhook;
 
 #[cfg(test)]
 mod leak_tests;
@@ -65,6 +67,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Timeouts, connection caps and the request/item budgets of the HTTP API.
     pub http_limits: http::HttpLimits,
+    /// The validating admission webhook (`--admission-addr`); `None` = not served.
+    pub admission: Option<AdmissionConfig>,
     /// `None`: this replica always leads.
     pub leader_election: Option<LeaderConfig>,
     /// The `reportingInstance` of events (pod name).
@@ -73,6 +77,17 @@ pub struct Config {
     /// the watch from the last resourceVersion seen, which gets 410 Gone once etcd has compacted it; the watchers
     /// then relist.
     pub watch_timeout: Option<u32>,
+}
+
+/// Where and how the admission webhook is served.
+#[derive(Debug, Clone)]
+pub struct AdmissionConfig {
+    /// TLS listener (`--admission-addr`).
+    pub addr: SocketAddr,
+    /// Items per review, concurrency, queue and body timeouts.
+    pub limits: webhook::WebhookLimits,
+    /// The serving certificate's Secret and who keeps it.
+    pub tls: webhook::tls::TlsConfig,
 }
 
 /// Why the controller stopped.
@@ -106,6 +121,10 @@ pub struct Handles {
     pub http_addr: Option<SocketAddr>,
     /// Bound metrics address, if any (tests scrape it).
     pub metrics_addr: Option<SocketAddr>,
+    /// Bound admission webhook address, if any.
+    pub admission_addr: Option<SocketAddr>,
+    /// The webhook's serving certificate (loaded once its Secret is read).
+    pub admission_cert: Option<Arc<webhook::tls::ServingCert>>,
 }
 
 /// Starts a replica: binds listeners, then runs until `shutdown` resolves. Returns handles once listening.
@@ -154,6 +173,25 @@ pub async fn start(
         });
     }
 
+    let (mut admission_addr, mut admission_cert) = (None, None);
+    if let Some(admission) = &config.admission {
+        let listener = tokio::net::TcpListener::bind(admission.addr)
+            .await
+            .map_err(|source| RunError::Bind { what: "--admission-addr", addr: admission.addr, source })?;
+        admission_addr = listener.local_addr().ok();
+        let serving = Arc::new(webhook::tls::ServingCert::default());
+        admission_cert = Some(serving.clone());
+        tokio::spawn(webhook::tls::watch(client.clone(), admission.tls.clone(), serving.clone()));
+        let router =
+            webhook::router(webhook::Webhook::new(store.clone(), metrics.clone(), admission.limits.clone()));
+        let (connections, tls) = (http::connection_limits(&config.http_limits), serving.server_config());
+        tokio::spawn(async move {
+            if let Err(e) = crate::listener::serve_tls(listener, router, connections, tls).await {
+                tracing::error!(error = %e, "admission webhook stopped");
+            }
+        });
+    }
+
     let (keys_tx, keys_rx) = watch::channel(false);
     tokio::spawn(keys::watch(
         client.clone(),
@@ -180,6 +218,8 @@ pub async fn start(
         leading: leading_rx.clone(),
         http_addr,
         metrics_addr,
+        admission_addr,
+        admission_cert,
     };
     let task = tokio::spawn(supervise(client, config, metrics, store, ready, keys_rx, leading_rx, shutdown));
     Ok((handles, task))
@@ -249,8 +289,16 @@ async fn supervise(
         let end = futures::FutureExt::shared(end);
         let renewer =
             tokio::spawn(renew_keys(client.clone(), config.keys.clone(), store.clone(), keys_rx.clone()));
+        let webhook_cert = config
+            .admission
+            .as_ref()
+            .filter(|a| a.tls.managed)
+            .map(|a| tokio::spawn(webhook::tls::keep_running(client.clone(), a.tls.clone())));
         run_controllers(client.clone(), &config, metrics.clone(), store.clone(), keys_rx.clone(), end).await;
         renewer.abort();
+        if let Some(task) = webhook_cert {
+            task.abort();
+        }
         metrics.is_leader.set(0);
         if *stop_rx.borrow() {
             break;

@@ -45,13 +45,17 @@ pub async fn serve(
     router: Router,
     limits: &HttpLimits,
 ) -> std::io::Result<()> {
-    let connections = crate::listener::ConnectionLimits {
+    crate::listener::serve(listener, router, connection_limits(limits)).await
+}
+
+/// The accept loop's limits from the HTTP flags (the admission webhook's listener uses them too).
+pub fn connection_limits(limits: &HttpLimits) -> crate::listener::ConnectionLimits {
+    crate::listener::ConnectionLimits {
         header_timeout: limits.header_timeout,
         max_connections: limits.max_connections,
         max_connections_per_peer: limits.max_connections_per_client,
         max_age: std::time::Duration::from_secs(300),
-    };
-    crate::listener::serve(listener, router, connections).await
+    }
 }
 
 /// Largest body accepted on the POST routes (a Kubernetes object is at most ~1.5 MiB).
@@ -97,7 +101,8 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+/// Counts and times every request (`http_requests_total`, `http_request_duration_seconds`) by matched path.
+pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let path = request
         .extensions()
         .get::<MatchedPath>()
