@@ -228,6 +228,7 @@ pub async fn keep(client: &Client, config: &TlsConfig) -> Result<Duration, TlsEr
             let bundle =
                 next_bundle(&material.ca_pem, usable.as_ref().map_or("", |m| m.ca_pem.as_str()), now);
             // Trust first, then serve: replicas pick the new certificate up only once the API server trusts it.
+            // (A configuration that does not exist yet gets the bundle on the next pass.)
             patch_ca_bundle(client, config, &bundle).await?;
             let data = BTreeMap::from([
                 ("tls.crt".to_owned(), ByteString(material.cert_pem.into_bytes())),
@@ -252,28 +253,32 @@ pub async fn keep(client: &Client, config: &TlsConfig) -> Result<Duration, TlsEr
             };
             written.map_err(|source| TlsError::Api { what: what("writing Secret"), source })?;
             tracing::info!(secret = %config.secret_name, "webhook serving certificate made");
-            return Ok(config.validity * 2 / 3);
+            return Ok(Duration::from_secs(1));
         }
     };
-    patch_ca_bundle(client, config, &ca_bundle).await?;
-    Ok(recheck.min(Duration::from_secs(3600)))
+    let found = patch_ca_bundle(client, config, &ca_bundle).await?;
+    // The configuration may be applied after the controller (Helm, kubectl apply -k): look again soon.
+    Ok(if found { recheck.min(Duration::from_secs(3600)) } else { MISSING_CONFIG_RECHECK })
 }
 
+/// How soon a missing ValidatingWebhookConfiguration is looked for again.
+const MISSING_CONFIG_RECHECK: Duration = Duration::from_secs(5);
+
 /// Sets `caBundle` on every webhook of the configuration (a JSON merge patch cannot address list items, so the
-/// list is read and written back whole, guarded by its resourceVersion).
-async fn patch_ca_bundle(client: &Client, config: &TlsConfig, bundle: &str) -> Result<(), TlsError> {
-    let Some(name) = &config.webhook_config else { return Ok(()) };
+/// list is read and written back whole, guarded by its resourceVersion). Returns whether the configuration exists.
+async fn patch_ca_bundle(client: &Client, config: &TlsConfig, bundle: &str) -> Result<bool, TlsError> {
+    let Some(name) = &config.webhook_config else { return Ok(true) };
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let what = || format!("ValidatingWebhookConfiguration {name}");
     let Some(mut vwc) = api.get_opt(name).await.map_err(|source| TlsError::Api { what: what(), source })?
     else {
-        tracing::warn!(config = %name, "the ValidatingWebhookConfiguration does not exist; caBundle not set");
-        return Ok(());
+        tracing::warn!(config = %name, "the ValidatingWebhookConfiguration does not exist yet; caBundle not set");
+        return Ok(false);
     };
     let bundle = ByteString(bundle.as_bytes().to_vec());
     let webhooks = vwc.webhooks.get_or_insert_default();
     if webhooks.iter().all(|w| w.client_config.ca_bundle.as_ref() == Some(&bundle)) {
-        return Ok(());
+        return Ok(true);
     }
     for webhook in webhooks.iter_mut() {
         webhook.client_config.ca_bundle = Some(bundle.clone());
@@ -286,7 +291,7 @@ async fn patch_ca_bundle(client: &Client, config: &TlsConfig, bundle: &str) -> R
         .await
         .map_err(|source| TlsError::Api { what: what(), source })?;
     tracing::info!(config = %name, "webhook caBundle updated");
-    Ok(())
+    Ok(true)
 }
 
 /// Leader loop: [`keep`] until `stop`; errors are logged and retried in 30 s.
@@ -299,7 +304,7 @@ pub async fn keep_running(client: Client, config: TlsConfig) {
                 Duration::from_secs(30)
             }
         };
-        tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+        tokio::time::sleep(wait).await;
     }
 }
 
