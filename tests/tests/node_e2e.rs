@@ -351,7 +351,9 @@ async fn node_e2e_install_runs_on_a_real_node() -> TestResult {
         .arg("arcseal")
         .arg(repo().join("deploy/helm/arcseal"))
         .args(["--namespace", SYSTEM, "--kubeconfig"])
-        .arg(cluster.kubeconfig());
+        .arg(cluster.kubeconfig())
+        // The admission webhook through its Service, with Fail: every SealedSecret below must pass through it.
+        .args(["--set", "unseal.admission.enabled=true,unseal.admission.failurePolicy=Fail"]);
     run(install).await;
     wait_install_ready(&client, 2).await?;
     println!(
@@ -363,6 +365,12 @@ async fn node_e2e_install_runs_on_a_real_node() -> TestResult {
         check_container_process(cluster, &pod, 65532).await;
     }
     check_fetch_cert(cluster, &client).await;
+    let started = Instant::now();
+    check_admission_webhook(&client).await?;
+    println!(
+        "figure: Helm chart, Ready to the webhook refusing through its Service: {:?}",
+        started.elapsed()
+    );
     seal_and_create(cluster, &client, "e2e", "helm", "s3cret-h").await;
     wait_secret(&client, "e2e", "helm", "s3cret-h").await?;
 
@@ -378,6 +386,44 @@ async fn node_e2e_install_runs_on_a_real_node() -> TestResult {
     })
     .await?;
     assert_eq!(pdb_ready["apiVersion"], "policy/v1beta1");
+    Ok(())
+}
+
+/// The API server reaches the webhook through the chart's Service (ClusterIP, TLS with the caBundle the leader
+/// keeps): a SealedSecret sealed for another name is refused, naming the item, in a server-side dry run too.
+async fn check_admission_webhook(client: &Client) -> Result<(), k8s::Error> {
+    let vwc: Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+        Api::all(client.clone());
+    let keys = Api::<Secret>::namespaced(client.clone(), SYSTEM)
+        .list(&ListParams::default().labels("sealedsecrets.bitnami.com/sealed-secrets-key=active"))
+        .await
+        .map_err(kube_err("listing keys"))?;
+    let cert =
+        keys.items.iter().find_map(|s| Certificate::from_pem(&s.data.as_ref()?.get("tls.crt")?.0).ok());
+    let cert = cert.expect("an active key with a certificate");
+    let value = arcseal_crypto::seal(cert.public_key(), b"e2e/another-name", b"x").unwrap();
+    let refused: SealedSecret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "refused", "namespace": "e2e"},
+        "spec": {"encryptedData": {"wrong-item": value}},
+    }))
+    .unwrap();
+    let api = Api::<SealedSecret>::namespaced(client.clone(), "e2e");
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    let message = poll("the webhook refusing through its Service", READY_TIMEOUT, || async {
+        Ok(match api.create(&dry, &refused).await {
+            Err(kube::Error::Api(s)) if s.message.contains("denied the request") => Some(s.message),
+            _ => None,
+        })
+    })
+    .await?;
+    assert!(message.contains("\"wrong-item\"") && message.contains("no-key-opens"), "{message}");
+    let bundle =
+        vwc.get("arcseal-sealedsecrets").await.map_err(kube_err("reading the webhook configuration"))?;
+    assert!(
+        bundle.webhooks.unwrap_or_default().iter().all(|w| w.client_config.ca_bundle.is_some()),
+        "the leader set the caBundle"
+    );
     Ok(())
 }
 
