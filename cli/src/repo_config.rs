@@ -50,20 +50,16 @@ pub enum ConfigError {
     },
     /// Two clusters' globs can match the same path.
     #[error(
-        "{file}: clusters {first:?} ({first_glob}) and {second:?} ({second_glob}) both match paths such as \
-         {example:?}; a path must belong to one cluster: narrow one of the globs"
+        "{file}: clusters {first} and {second} both match paths such as {example:?}; a path must belong to \
+         one cluster: narrow one of the globs"
     )]
     Overlap {
         /// The config file.
         file: PathBuf,
-        /// One cluster and its glob.
+        /// One cluster and its glob: `dev (apps/**)`.
         first: String,
-        /// The glob of `first`.
-        first_glob: String,
-        /// The other cluster.
+        /// The other cluster and its glob.
         second: String,
-        /// The glob of `second`.
-        second_glob: String,
         /// A path both match.
         example: String,
     },
@@ -299,10 +295,8 @@ fn check_overlaps(file: &Path, clusters: &BTreeMap<String, ClusterConfig>) -> Re
                     if let Some(example) = ga.common_path(gb) {
                         return Err(ConfigError::Overlap {
                             file: file.to_path_buf(),
-                            first: a.name.clone(),
-                            first_glob: pa.clone(),
-                            second: b.name.clone(),
-                            second_glob: pb.clone(),
+                            first: format!("{} ({pa})", a.name),
+                            second: format!("{} ({pb})", b.name),
                             example,
                         });
                     }
