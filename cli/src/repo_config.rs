@@ -27,6 +27,10 @@ pub const FILE_NAME: &str = ".arcseal.yaml";
 pub const VERSION: u32 = 1;
 /// A config is a few lines; anything bigger is not one.
 const MAX_CONFIG_BYTES: u64 = 256 << 10;
+/// Bounds on the overlap check, which compares every pair of globs of different clusters in time
+/// proportional to the product of their lengths: far above any real repository, far below a hang.
+const MAX_GLOBS: usize = 128;
+const MAX_GLOB_CHARS: usize = 128;
 
 /// Why a repository config cannot be used. Every message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +188,12 @@ impl RepoConfig {
         }
         if raw.clusters.is_empty() {
             return Err(invalid(file, "no clusters; add at least one under `clusters:`"));
+        }
+        if raw.clusters.values().map(|c| c.paths.len()).sum::<usize>() > MAX_GLOBS {
+            return Err(invalid(
+                file,
+                format!("more than {MAX_GLOBS} path globs; use `**` to cover directories"),
+            ));
         }
         let root = file.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut clusters = BTreeMap::new();
@@ -363,6 +373,9 @@ struct Glob {
 
 impl Glob {
     fn parse(pattern: &str) -> Result<Glob, String> {
+        if pattern.chars().count() > MAX_GLOB_CHARS {
+            return Err(format!("is longer than {MAX_GLOB_CHARS} characters; use `*` or `**`"));
+        }
         if pattern.is_empty() || pattern.starts_with('/') {
             return Err("must be a relative path such as \"apps/dev/**\"".into());
         }
@@ -601,6 +614,25 @@ mod tests {
     }
 
     proptest! {
+        /// Any text, and any config-shaped text, gives a config or an error naming the file; never a panic.
+        #[test]
+        fn parse_never_panics(
+            text in ".{0,200}",
+            name in "[a-z-]{0,8}",
+            globs in prop::collection::vec("[a-z*?/.]{0,12}", 0..4),
+        ) {
+            let file = Path::new("/r/.arcseal.yaml");
+            if let Err(e) = RepoConfig::parse(file, &text) {
+                prop_assert!(e.to_string().starts_with("/r/.arcseal.yaml: "), "{e}");
+            }
+            let config = format!("version: 1\nclusters:\n  {name:?}:\n    cert: c.pem\n    paths: {globs:?}\n");
+            if let Ok(c) = RepoConfig::parse(file, &config) {
+                for g in &globs {
+                    let _ = c.cluster_for(&Path::new("/r").join(g));
+                }
+            }
+        }
+
         /// The overlap check agrees with matching: an example matches both globs, and no path of
         /// a small alphabet matches both when it finds none.
         #[test]
