@@ -19,12 +19,18 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn step_4_seals_into_a_new_file_and_the_gate_passes() {
+/// A copy of deploy/gitops-example in a temporary directory, and the copy's root.
+fn example_copy() -> (tempfile::TempDir, PathBuf) {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/gitops-example");
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("config");
     copy_dir(&example, &repo);
+    (dir, repo)
+}
+
+#[test]
+fn step_4_seals_into_a_new_file_and_the_gate_passes() {
+    let (_dir, repo) = example_copy();
     let existing = repo.join("apps/dev/team-a-secrets.sealedsecret.yaml");
     let before = std::fs::read(&existing).unwrap();
     // What `kubectl create secret generic app-api -n team-a --from-literal=token=... --dry-run=client -o yaml` prints.
@@ -50,10 +56,7 @@ fn step_4_seals_into_a_new_file_and_the_gate_passes() {
 /// Secret is sealed for every cluster at once, and `arcseal validate apps` checks each against its own.
 #[test]
 fn adding_a_third_cluster_seals_for_all_three_and_the_gate_passes() {
-    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/gitops-example");
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("config");
-    copy_dir(&example, &repo);
+    let (dir, repo) = example_copy();
     let run = |args: &[&str], stdin: Option<&[u8]>| common::arcseal_in(&repo, args, stdin);
     let before = std::fs::read_to_string(repo.join(".arcseal.yaml")).unwrap();
     std::fs::write(
