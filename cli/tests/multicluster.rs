@@ -220,6 +220,19 @@ fn wrong_routes_are_refused_with_the_file_and_the_fix_and_nothing_is_written() {
 }
 
 #[test]
+fn as_kubeseal_a_cluster_path_uses_its_pin_and_other_outputs_keep_kubeseals_fetch() {
+    let repo = Repo::new();
+    std::fs::create_dir_all(repo.root.join("apps/dev")).unwrap();
+    let target = repo.root.join("apps/dev/db.json").display().to_string();
+    ok(&common::kubeseal(&["-w", &target], Some(SECRET.as_bytes()), &[]));
+    assert!(repo.opens(&target, "dev", "1") && !repo.opens(&target, "prod", "1"));
+    // Outside every cluster's paths, kubeseal fetches from the cluster as it always did (none here).
+    let elsewhere = repo.root.join("db.json").display().to_string();
+    let stderr = failed(&common::kubeseal(&["-w", &elsewhere], Some(SECRET.as_bytes()), &[]));
+    assert!(stderr.contains("fetched from the cluster") && !stderr.contains("--for-cluster"), "{stderr}");
+}
+
+#[test]
 fn a_bad_config_is_refused_naming_the_file_and_the_fix() {
     let repo = Repo::new();
     let config = repo.root.join(".arcseal.yaml");

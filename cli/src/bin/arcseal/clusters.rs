@@ -44,8 +44,9 @@ fn pinned(config: &RepoConfig, cluster: &ClusterConfig, access: &ClusterArgs) ->
 }
 
 /// The certificate `seal` uses: `--cert`; else the cluster of `.arcseal.yaml` that `--for-cluster`
-/// names or whose paths match the file written; else (no config) the cluster's controller.
-pub(crate) fn seal_certificate(args: &SealArgs) -> anyhow::Result<Certificate> {
+/// names or whose paths match the file written; else (no config) the cluster's controller. As
+/// `kubeseal`, a file of no cluster and stdout keep kubeseal's fetch: its scripts run unchanged.
+pub(crate) fn seal_certificate(args: &SealArgs, personality: Personality) -> anyhow::Result<Certificate> {
     if args.cert.cert.is_some() {
         return crate::sealing_certificate(args.cert.cert.as_deref(), &args.cluster);
     }
@@ -70,6 +71,9 @@ pub(crate) fn seal_certificate(args: &SealArgs) -> anyhow::Result<Certificate> {
         ),
         (Some(name), _, _) => config.cluster(name)?,
         (None, Some(_), Some(owner)) => owner,
+        (None, _, None) if personality == Personality::Kubeseal => {
+            return crate::sealing_certificate(None, &args.cluster);
+        }
         (None, Some(target), None) => bail!(
             "{}: matches no cluster's paths in {}; pass --for-cluster NAME (or --cert), or add the path to a \
              cluster's paths",
@@ -287,12 +291,18 @@ fn access(cluster: &ClusterConfig, flags: &ClusterArgs) -> ClusterArgs {
 
 fn pin(config: &RepoConfig, cluster: &ClusterConfig, flags: &ClusterArgs) -> anyhow::Result<String> {
     let (pem, cert) = crate::live_certificate(&access(cluster, flags))?;
+    // A pin that changes is worth a line in the review: which key it was.
+    let was = keys::certificate(&cluster.cert.display().to_string())
+        .ok()
+        .filter(|old| old.fingerprint() != cert.fingerprint())
+        .map(|old| format!(" (was sha256:{})", old.fingerprint()))
+        .unwrap_or_default();
     if let Some(dir) = cluster.cert.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create it", dir.display()))?;
     }
     output::write_atomic(&cluster.cert, &pem, Access::Public)?;
     let relative = config.relative(&cluster.cert).unwrap_or_default();
-    Ok(format!("pinned sha256:{} in {relative}", cert.fingerprint()))
+    Ok(format!("pinned sha256:{} in {relative}{was}", cert.fingerprint()))
 }
 
 fn check(cluster: &ClusterConfig, flags: &ClusterArgs) -> anyhow::Result<String> {

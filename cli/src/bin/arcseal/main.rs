@@ -230,7 +230,7 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
     if args.all_clusters {
         return clusters::seal_all(&args, personality);
     }
-    let cert = clusters::seal_certificate(&args)?;
+    let cert = clusters::seal_certificate(&args, personality)?;
     if args.raw {
         let scope = args.scope.map(Scope::from);
         let source = match args.from_file.as_slice() {
