@@ -179,6 +179,22 @@ fn rotate_all_clusters_reseals_each_cluster_with_its_own_newest_key_in_one_run()
         args.extend(["--cluster-key".to_owned(), format!("prod={}", repo.backup("prod", generation))]);
     }
     let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A dry run plans every cluster and writes nothing; the report names each cluster's new key.
+    let report = repo.keys.join("report.json");
+    let dry = [args_ref.clone(), vec!["--dry-run", "--report", report.to_str().unwrap()]].concat();
+    ok(&repo.run(&dry));
+    for (c, old) in CLUSTERS.iter().zip(&before) {
+        assert_eq!(
+            &std::fs::read(repo.root.join(format!("apps/{c}/db.yaml"))).unwrap(),
+            old,
+            "{c} untouched"
+        );
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let target = report["target"].as_str().unwrap();
+    assert!(CLUSTERS.iter().all(|c| target.contains(&format!("{c} sha256:"))), "{target}");
+    assert_eq!(report["rotated"], 3, "{report}");
+
     let stderr = String::from_utf8_lossy(&ok_output(&repo.run(&args_ref)).stderr).into_owned();
     assert!(stderr.contains("rotated 3 item(s) in 3 file(s)"), "{stderr}");
     for cluster in CLUSTERS {
@@ -249,6 +265,19 @@ fn a_bad_config_is_refused_naming_the_file_and_the_fix() {
         );
     }
     assert!(walk(&repo.root.join("apps")).is_empty());
+}
+
+#[test]
+fn without_a_config_for_cluster_says_where_it_looked_and_plain_seal_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = failed(&arcseal_in(dir.path(), &["seal", "--for-cluster", "dev"], Some(SECRET.as_bytes())));
+    assert!(
+        stderr.contains("no .arcseal.yaml in") && stderr.contains("create one at the repository root"),
+        "{stderr}"
+    );
+    // No config: seal fetches from the cluster as before (there is none), it does not ask for a cluster.
+    let stderr = failed(&arcseal_in(dir.path(), &["seal"], Some(SECRET.as_bytes())));
+    assert!(stderr.contains("fetched from the cluster") && !stderr.contains("--for-cluster"), "{stderr}");
 }
 
 #[test]
