@@ -223,6 +223,11 @@ fn wrong_routes_are_refused_with_the_file_and_the_fix_and_nothing_is_written() {
         let stderr = failed(&repo.run(&args));
         assert!(stderr.contains(want), "{args:?}: want {want:?} in {stderr}");
     }
+    // A target that cannot be replaced (a directory where prod's file would go): no cluster's file is written.
+    std::fs::create_dir_all(repo.root.join("apps/prod/db.yaml")).unwrap();
+    let stderr = failed(&repo.run(&["seal", "--all-clusters", "-w", "apps/{cluster}/db.yaml"]));
+    assert!(stderr.contains("apps/prod/db.yaml") && stderr.contains("not a regular file"), "{stderr}");
+    std::fs::remove_dir(repo.root.join("apps/prod/db.yaml")).unwrap();
     let written: Vec<_> = walk(&repo.root.join("apps"));
     assert!(written.is_empty(), "nothing written: {written:?}");
 

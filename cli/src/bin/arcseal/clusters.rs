@@ -118,11 +118,14 @@ pub(crate) fn seal_all(args: &SealArgs, personality: Personality) -> anyhow::Res
         let format = personality.format(args.format, Some(&path));
         outputs.push((cluster, path, output::render(&sealed, format)?));
     }
-    for (cluster, path, text) in &outputs {
+    for (_, path, _) in &outputs {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create it", dir.display()))?;
         }
-        output::write_atomic(path, text.as_bytes(), Access::Public)?;
+    }
+    let files: Vec<(&Path, &[u8])> = outputs.iter().map(|(_, p, t)| (p.as_path(), t.as_bytes())).collect();
+    output::write_atomic_all(&files, Access::Public)?;
+    for (cluster, path, _) in &outputs {
         eprintln!("sealed for {}: {}", cluster.name, path.display());
     }
     Ok(ExitCode::SUCCESS)
