@@ -163,6 +163,8 @@ fn rotate_all_clusters_reseals_each_cluster_with_its_own_newest_key_in_one_run()
             ]);
         }
     }
+    let stderr = failed(&repo.run(&["rotate", "--all-clusters", "apps"]));
+    assert!(stderr.contains("--cluster-key NAME=FILE") && stderr.contains("--online"), "{stderr}");
     let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
     // prod has SealedSecrets under apps/ and no key given: nothing is written.
     let stderr = failed(&repo.run(&args_ref));

@@ -176,7 +176,10 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
     let out = run(kubeseal.clone(), cluster(&["--re-encrypt"]), sealed_text).await;
     let again: serde_json::Value = serde_json::from_str(&ok(&out))?;
     let value = again["spec"]["encryptedData"]["password"].as_str().unwrap();
-    assert_eq!(KeyRing::new(vec![key]).open_value(&label, value, None)?.plaintext.as_bytes(), b"hunter2");
+    assert_eq!(
+        KeyRing::new(vec![key.clone()]).open_value(&label, value, None)?.plaintext.as_bytes(),
+        b"hunter2"
+    );
 
     // validate and rotate --online reach the same controller the same way.
     let repo = dir.path().join("repo");
@@ -239,6 +242,46 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
         "{err}"
     );
     assert!(err.contains("error: cluster ghost: ") && err.contains("no-such-context"), "{err}");
+
+    // Re-pinning says which key it replaced; `seal -w` under the cluster's paths then uses the new pin, and
+    // `rotate --all-clusters --online` re-seals through that cluster's controller (a SealedSecret without
+    // the sealed-with annotation is re-sealed on every online run); ghost has no files and is not called.
+    let out = run_in(pins.clone(), arcseal.clone(), certs(&["--pin", "--for-cluster", "live"]), vec![]).await;
+    assert!(ok(&out).contains("(was sha256:"), "a changed pin names the key it replaced");
+    std::fs::create_dir_all(pins.join("apps/live"))?;
+    let seal_args = vec!["seal".into(), "-w".into(), "apps/live/db.yaml".into()];
+    ok(&run_in(pins.clone(), arcseal.clone(), seal_args, secret.clone().into_bytes()).await);
+    let sealed_text = std::fs::read_to_string(pins.join("apps/live/db.yaml"))?;
+    let unannotated: String = sealed_text
+        .lines()
+        .filter(|l| !l.contains("arcseal.dev/sealed-with"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(pins.join("apps/live/db.yaml"), &unannotated)?;
+    let rotate = vec![
+        "rotate".into(),
+        "apps".into(),
+        "--all-clusters".into(),
+        "--online".into(),
+        "--kubeconfig".into(),
+        kubeconfig.clone(),
+    ];
+    let out = run_in(pins.clone(), arcseal.clone(), rotate, vec![]).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("rotated 1 item(s) in 1 file(s) to live sha256:"), "{err}");
+    let rotated: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(pins.join("apps/live/db.yaml"))?)?;
+    let before: serde_json::Value = serde_saphyr::from_str(&unannotated)?;
+    let value = rotated["spec"]["encryptedData"]["password"].as_str().unwrap();
+    assert_ne!(
+        value,
+        before["spec"]["encryptedData"]["password"].as_str().unwrap(),
+        "re-sealed by the controller"
+    );
+    assert_eq!(
+        KeyRing::new(vec![key.clone()]).open_value(&label, value, None)?.plaintext.as_bytes(),
+        b"hunter2"
+    );
 
     // A controller that is not there: the error names the Service and what to do.
     let out = run(

@@ -303,12 +303,18 @@ pub struct RotateArgs {
     #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
     pub online: bool,
     /// Rotate every cluster of the repository config (.arcseal.yaml) in one run: each file under PATH
-    /// with its own cluster's keys (--cluster-key), to the newest certificate among them.
-    #[arg(long, requires = "cluster_keys", conflicts_with_all = ["private_keys", "cert", "controller_url", "online"])]
+    /// with its own cluster's keys (--cluster-key), to the newest certificate among them; or with
+    /// --online, through each cluster's controller (its kubeconfig context from the config).
+    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
     pub all_clusters: bool,
     /// `NAME=FILE`: a cluster's private keys (its controller's key Secret backup, or PEM), for
     /// --all-clusters. Repeatable; one per cluster that has SealedSecrets under PATH.
-    #[arg(long = "cluster-key", value_name = "NAME=FILE", requires = "all_clusters")]
+    #[arg(
+        long = "cluster-key",
+        value_name = "NAME=FILE",
+        requires = "all_clusters",
+        conflicts_with = "online"
+    )]
     pub cluster_keys: Vec<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,

@@ -195,13 +195,21 @@ impl RepoCerts {
     }
 }
 
-/// `rotate --all-clusters`: one plan per cluster (its files, its keys, its newest certificate), joined
-/// into one so the rest of rotate (report, branch, pull request) sees a single rotation.
+/// `rotate --all-clusters`: one plan per cluster (its files, its keys and newest certificate, or with
+/// `--online` its controller), joined into one so the rest of rotate (report, branch, pull request)
+/// sees a single rotation.
 pub(crate) fn plan_all(
     args: &RotateArgs,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> anyhow::Result<(Plan, Vec<PathBuf>)> {
     let config = RepoConfig::require(&start_dir(&args.path))?;
+    if !args.online && args.cluster_keys.is_empty() {
+        bail!(
+            "--all-clusters needs each cluster's keys (--cluster-key NAME=FILE, the controller's key backup) or \
+             --online (each cluster's controller, through the kubeconfig contexts of {})",
+            config.file.display()
+        );
+    }
     let mut key_files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for spec in &args.cluster_keys {
         let (name, file) = spec.split_once('=').with_context(|| {
@@ -210,31 +218,31 @@ pub(crate) fn plan_all(
         key_files.entry(config.cluster(name)?.name.clone()).or_default().push(file.into());
     }
     let files = arcseal::repo::manifest_files(&args.path)?;
-    let mut by_cluster: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut by_cluster: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
     let mut unrouted = 0;
     for file in &files {
         match config.cluster_for(file) {
-            Some(c) => by_cluster.entry(c.name.clone()).or_default().push(file.clone()),
+            Some(c) => by_cluster.entry(c.name.as_str()).or_default().push(file.clone()),
             None => unrouted += 1,
         }
     }
     let mut joined = Plan { target: String::new(), changes: Vec::new(), items: Vec::new() };
     for (name, files) in &by_cluster {
-        let keys = key_files.get(name).with_context(|| {
-            format!(
-                "{} manifest file(s) under {} belong to cluster {name} ({}), but no --cluster-key {name}=FILE was \
-                 given: pass its controller's key backup",
-                files.len(),
-                args.path.display(),
-                config.file.display()
-            )
-        })?;
-        let (ring, certs) = crate::key_backups(keys)?;
-        let target = crate::newest_certificate(certs)
-            .and_then(crate::not_expired)
-            .with_context(|| format!("cluster {name}"))?;
-        let options =
-            RotateOptions { target, keys: ring, rotate_values: args.rotate_values, controller: None };
+        let cluster = config.cluster(name)?;
+        let options = if args.online {
+            online_options(cluster, args)?
+        } else {
+            let keys = key_files.get(*name).with_context(|| {
+                format!(
+                    "{} manifest file(s) under {} belong to cluster {name} ({}), but no --cluster-key {name}=FILE \
+                     was given: pass its controller's key backup (or rotate --online)",
+                    files.len(),
+                    args.path.display(),
+                    config.file.display()
+                )
+            })?;
+            offline_options(keys, args).with_context(|| format!("cluster {name}"))?
+        };
         let plan =
             arcseal::rotate::plan(files, &options, progress).with_context(|| format!("cluster {name}"))?;
         if !joined.target.is_empty() {
@@ -252,6 +260,32 @@ pub(crate) fn plan_all(
         );
     }
     Ok((joined, files))
+}
+
+/// A cluster rotated offline: its key backups, to the newest certificate among them.
+fn offline_options(keys: &[PathBuf], args: &RotateArgs) -> anyhow::Result<RotateOptions> {
+    let (ring, certs) = crate::key_backups(keys)?;
+    let target = crate::newest_certificate(certs).and_then(crate::not_expired)?;
+    Ok(RotateOptions { target, keys: ring, rotate_values: args.rotate_values, controller: None })
+}
+
+/// A cluster rotated online: its controller (through its context) re-seals, to the certificate it serves.
+fn online_options(cluster: &ClusterConfig, args: &RotateArgs) -> anyhow::Result<RotateOptions> {
+    let at = || format!("cluster {}", cluster.name);
+    let controller = crate::cluster_controller(&access(cluster, &args.cluster))
+        .with_context(at)?
+        .rate_limit_wait(std::time::Duration::from_secs(args.rate_limit_wait));
+    let target = controller
+        .certificate()
+        .map_err(anyhow::Error::from)
+        .and_then(crate::not_expired)
+        .with_context(at)?;
+    Ok(RotateOptions {
+        target,
+        keys: arcseal_crypto::KeyRing::default(),
+        rotate_values: args.rotate_values,
+        controller: Some(controller),
+    })
 }
 
 /// `cert --pin` and `cert --check`: each cluster's certificate as its controller serves it now, through
