@@ -2,6 +2,7 @@
 //!
 //! - [`input`] reads Kubernetes manifests (YAML or JSON, several documents, `v1` Lists) with limits;
 //! - [`manifest`] is the `bitnami.com/v1alpha1` SealedSecret and the `v1` Secret as sealed-secrets sees them;
+//! - [`repo_config`] is `.arcseal.yaml`: which cluster (certificate, kube context) each repository path belongs to;
 //! - [`seal`], [`unseal`], [`validate`] and [`rotate`] are the operations ([`keyvault`]: rotate's Key Vault half); [`keys`] reads private keys and the key
 //!   Secret backups the sealed-secrets controller keeps; [`output`] renders and writes atomically.
 //!
@@ -25,6 +26,7 @@ pub mod names;
 pub mod output;
 pub mod pr;
 pub mod repo;
+pub mod repo_config;
 pub mod rotate;
 pub mod seal;
 pub mod status;

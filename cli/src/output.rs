@@ -82,6 +82,27 @@ pub enum Access {
 /// would replace the link or the device node, and taking its mode (`/dev/null` is 0666) would widen a
 /// private file.
 pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> Result<()> {
+    let tmp = staged(path, contents, access)?;
+    tmp.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+    Ok(())
+}
+
+/// Writes several files, each as [`write_atomic`] does, all or none as far as the file system allows:
+/// every file is written and flushed to its temp file before the first rename, so a full disk or a
+/// refused target leaves every target as it was.
+pub fn write_atomic_all(files: &[(&Path, &[u8])], access: Access) -> Result<()> {
+    let staged = files
+        .iter()
+        .map(|(path, contents)| staged(path, contents, access).map(|tmp| (*path, tmp)))
+        .collect::<Result<Vec<_>>>()?;
+    for (path, tmp) in staged {
+        tmp.persist(path).map_err(|e| Error::io(path.display(), e.error))?;
+    }
+    Ok(())
+}
+
+/// `contents` in a flushed temp file beside `path`, with the mode `path` will have.
+fn staged(path: &Path, contents: &[u8], access: Access) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -119,8 +140,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], access: Access) -> Result<()> 
     let _ = (access, existing);
     tmp.write_all(contents).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Writes to `path` atomically, or to stdout when `path` is `None`.

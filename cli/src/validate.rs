@@ -62,6 +62,9 @@ pub struct Checks<'a> {
     pub keys: Option<&'a KeyRing>,
     /// A controller whose `/v1/verify` must accept every SealedSecret.
     pub controller: Option<&'a crate::controller::Controller>,
+    /// Other clusters' certificates, by cluster name (a repository config): a SealedSecret sealed with
+    /// one of them was sealed for another cluster and will not open in this one.
+    pub foreign: &'a [(String, arcseal_crypto::Fingerprint)],
 }
 
 /// JUnit XML: one test case per SealedSecret (named by its location), failing on its errors.
@@ -222,7 +225,19 @@ fn check_metadata(sealed: &SealedSecret, at: &Location, checks: &Checks<'_>, fou
             "spec.encryptedData is empty: the Secret will have no sealed items".into(),
         );
     }
-    if let (Some(cert), false) = (checks.cert, sealed.sealed_with().is_empty())
+    if let Some((cluster, fingerprint)) =
+        checks.foreign.iter().find(|(_, f)| sealed.sealed_with().contains(f))
+    {
+        problem(
+            at,
+            Severity::Error,
+            format!(
+                "sealed with cluster {cluster}'s certificate ({fingerprint}) but its path belongs to another \
+                 cluster, whose controller cannot open it; seal the Secret for this path's cluster (`arcseal seal -w \
+                 FILE`), or move the file under {cluster}'s paths"
+            ),
+        );
+    } else if let (Some(cert), false) = (checks.cert, sealed.sealed_with().is_empty())
         && !sealed.sealed_with().contains(&cert.fingerprint())
     {
         problem(

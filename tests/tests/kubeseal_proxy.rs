@@ -53,9 +53,20 @@ impl Drop for Interface {
 
 /// Runs the CLI (as `arcseal`, or as `kubeseal` through a link) off the runtime's threads.
 async fn run(program: std::path::PathBuf, args: Vec<String>, stdin: Vec<u8>) -> Output {
+    run_in(std::env::current_dir().unwrap(), program, args, stdin).await
+}
+
+/// [`run`] in `dir` (commands that find `.arcseal.yaml` from the working directory).
+async fn run_in(
+    dir: std::path::PathBuf,
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+) -> Output {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut child = Command::new(program)
+            .current_dir(dir)
             .args(&args)
             .env_remove("SEALED_SECRETS_CERT")
             // No kubeconfig unless a flag names one (a missing KUBECONFIG file is skipped, as kubectl does).
@@ -165,7 +176,10 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
     let out = run(kubeseal.clone(), cluster(&["--re-encrypt"]), sealed_text).await;
     let again: serde_json::Value = serde_json::from_str(&ok(&out))?;
     let value = again["spec"]["encryptedData"]["password"].as_str().unwrap();
-    assert_eq!(KeyRing::new(vec![key]).open_value(&label, value, None)?.plaintext.as_bytes(), b"hunter2");
+    assert_eq!(
+        KeyRing::new(vec![key.clone()]).open_value(&label, value, None)?.plaintext.as_bytes(),
+        b"hunter2"
+    );
 
     // validate and rotate --online reach the same controller the same way.
     let repo = dir.path().join("repo");
@@ -188,6 +202,86 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
     .await;
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success() && err.contains("nothing to rotate"), "{err}");
+
+    // The repository config's pins (issue 15): `cert --pin` fetches through the kubeconfig context the
+    // config names for the cluster, `cert --check` agrees, then names the cluster and the fix once the pin
+    // differs; a cluster whose context is not in the kubeconfig fails on its own line.
+    let kubeconfig_yaml: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(&kubeconfig)?)?;
+    let context = kubeconfig_yaml["contexts"][0]["name"].as_str().unwrap().to_owned();
+    let pins = dir.path().join("pins");
+    std::fs::create_dir_all(&pins)?;
+    std::fs::write(
+        pins.join(".arcseal.yaml"),
+        format!(
+            "version: 1\nclusters:\n  live:\n    cert: clusters/live/cert.pem\n    paths: [\"apps/live/**\"]\n    context: {context}\n    controllerNamespace: {}\n  ghost:\n    cert: clusters/ghost/cert.pem\n    paths: [\"apps/ghost/**\"]\n    context: no-such-context\n",
+            ns.name()
+        ),
+    )?;
+    let certs = |extra: &[&str]| {
+        let mut args: Vec<String> = vec!["cert".into(), "--kubeconfig".into(), kubeconfig.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let out = run_in(pins.clone(), arcseal.clone(), certs(&["--pin", "--for-cluster", "live"]), vec![]).await;
+    assert!(ok(&out).contains(&cert.fingerprint().to_string()));
+    let pinned = Certificate::from_pem(&std::fs::read(pins.join("clusters/live/cert.pem"))?)?;
+    assert_eq!(pinned.fingerprint(), cert.fingerprint());
+    let out =
+        run_in(pins.clone(), arcseal.clone(), certs(&["--check", "--for-cluster", "live"]), vec![]).await;
+    assert!(ok(&out).contains("matches the controller's"));
+    std::fs::write(pins.join("clusters/live/cert.pem"), new_key().1.to_pem())?;
+    std::fs::create_dir_all(pins.join("clusters/ghost"))?;
+    std::fs::write(pins.join("clusters/ghost/cert.pem"), new_key().1.to_pem())?;
+    let out = run_in(pins.clone(), arcseal.clone(), certs(&["--check"]), vec![]).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: cluster live: ")
+            && err.contains(&format!("the controller serves sha256:{}", cert.fingerprint()))
+            && err.contains("arcseal cert --pin --for-cluster live"),
+        "{err}"
+    );
+    assert!(err.contains("error: cluster ghost: ") && err.contains("no-such-context"), "{err}");
+
+    // Re-pinning says which key it replaced; `seal -w` under the cluster's paths then uses the new pin, and
+    // `rotate --all-clusters --online` re-seals through that cluster's controller (a SealedSecret without
+    // the sealed-with annotation is re-sealed on every online run); ghost has no files and is not called.
+    let out = run_in(pins.clone(), arcseal.clone(), certs(&["--pin", "--for-cluster", "live"]), vec![]).await;
+    assert!(ok(&out).contains("(was sha256:"), "a changed pin names the key it replaced");
+    std::fs::create_dir_all(pins.join("apps/live"))?;
+    let seal_args = vec!["seal".into(), "-w".into(), "apps/live/db.yaml".into()];
+    ok(&run_in(pins.clone(), arcseal.clone(), seal_args, secret.clone().into_bytes()).await);
+    let sealed_text = std::fs::read_to_string(pins.join("apps/live/db.yaml"))?;
+    let unannotated: String = sealed_text
+        .lines()
+        .filter(|l| !l.contains("arcseal.dev/sealed-with"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(pins.join("apps/live/db.yaml"), &unannotated)?;
+    let rotate = vec![
+        "rotate".into(),
+        "apps".into(),
+        "--all-clusters".into(),
+        "--online".into(),
+        "--kubeconfig".into(),
+        kubeconfig.clone(),
+    ];
+    let out = run_in(pins.clone(), arcseal.clone(), rotate, vec![]).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("rotated 1 item(s) in 1 file(s) to live sha256:"), "{err}");
+    let rotated: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(pins.join("apps/live/db.yaml"))?)?;
+    let before: serde_json::Value = serde_saphyr::from_str(&unannotated)?;
+    let value = rotated["spec"]["encryptedData"]["password"].as_str().unwrap();
+    assert_ne!(
+        value,
+        before["spec"]["encryptedData"]["password"].as_str().unwrap(),
+        "re-sealed by the controller"
+    );
+    assert_eq!(
+        KeyRing::new(vec![key.clone()]).open_value(&label, value, None)?.plaintext.as_bytes(),
+        b"hunter2"
+    );
 
     // A controller that is not there: the error names the Service and what to do.
     let out = run(

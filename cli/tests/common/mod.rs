@@ -14,6 +14,14 @@ pub fn arcseal_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) ->
     run(Command::new(env!("CARGO_BIN_EXE_arcseal")), args, stdin, env)
 }
 
+/// Runs `arcseal args...` in `dir` (commands that look for `.arcseal.yaml` from the working directory).
+#[allow(dead_code)]
+pub fn arcseal_in(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_arcseal"));
+    command.current_dir(dir);
+    run(command, args, stdin, &[])
+}
+
 /// Runs the binary through a link named `kubeseal` (its kubeseal personality).
 #[allow(dead_code)]
 pub fn kubeseal(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {

@@ -174,6 +174,14 @@ pub struct SealArgs {
     pub format: Option<Format>,
     #[command(flatten)]
     pub cert: CertSource,
+    /// Seal for this cluster of the repository config (.arcseal.yaml): its pinned certificate. Without it,
+    /// the cluster whose paths match -w/--merge-into's file is used.
+    #[arg(long, value_name = "NAME", conflicts_with = "cert")]
+    pub for_cluster: Option<String>,
+    /// Seal the input once for every cluster of .arcseal.yaml, each with its own certificate, into
+    /// -w's path with `{cluster}` replaced by the cluster's name (e.g. -w 'apps/{cluster}/db.yaml').
+    #[arg(long, requires = "output", conflicts_with_all = ["cert", "for_cluster", "merge_into", "raw", "fetch_cert", "re_encrypt", "validate"])]
+    pub all_clusters: bool,
     /// Print the controller's certificate (fetched through the API server) and exit.
     #[arg(long, env = "SEALED_SECRETS_FETCH_CERT")]
     pub fetch_cert: bool,
@@ -282,7 +290,7 @@ pub struct RotateArgs {
     #[arg(
         long = "private-key",
         value_delimiter = ',',
-        required_unless_present_any = ["controller_url", "online"],
+        required_unless_present_any = ["controller_url", "online", "all_clusters"],
         value_name = "FILE"
     )]
     pub private_keys: Vec<PathBuf>,
@@ -294,6 +302,20 @@ pub struct RotateArgs {
     /// (kubeconfig flags, --controller-name/--controller-namespace), as kubeseal reaches it.
     #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
     pub online: bool,
+    /// Rotate every cluster of the repository config (.arcseal.yaml) in one run: each file under PATH
+    /// with its own cluster's keys (--cluster-key), to the newest certificate among them; or with
+    /// --online, through each cluster's controller (its kubeconfig context from the config).
+    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
+    pub all_clusters: bool,
+    /// `NAME=FILE`: a cluster's private keys (its controller's key Secret backup, or PEM), for
+    /// --all-clusters. Repeatable; one per cluster that has SealedSecrets under PATH.
+    #[arg(
+        long = "cluster-key",
+        value_name = "NAME=FILE",
+        requires = "all_clusters",
+        conflicts_with = "online"
+    )]
+    pub cluster_keys: Vec<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Certificate to rotate to; default: the newest certificate (by NotBefore) among the key backups.
@@ -371,6 +393,17 @@ pub struct KeygenArgs {
 pub struct CertArgs {
     #[command(flatten)]
     pub cert: CertSource,
+    /// Fetch each cluster's certificate from its kube context (.arcseal.yaml) and pin it at its `cert`
+    /// path (all clusters, or --for-cluster).
+    #[arg(long, conflicts_with = "cert")]
+    pub pin: bool,
+    /// Check that each cluster's pinned certificate is the one its controller serves now; exit 1 if any
+    /// differs or cannot be fetched.
+    #[arg(long, conflicts_with_all = ["cert", "pin"])]
+    pub check: bool,
+    /// With --pin or --check: only this cluster of .arcseal.yaml.
+    #[arg(long, value_name = "NAME")]
+    pub for_cluster: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

@@ -4,6 +4,7 @@
 //! (outputs are written atomically, once everything has succeeded). Usage errors exit 2.
 
 mod cli;
+mod clusters;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -226,9 +227,12 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
     if args.re_encrypt || args.validate {
         return online(&args, personality);
     }
-    let cert = sealing_certificate(args.cert.cert.as_deref(), &args.cluster)?;
-    let scope = args.scope.map(Scope::from);
+    if args.all_clusters {
+        return clusters::seal_all(&args, personality);
+    }
+    let cert = clusters::seal_certificate(&args, personality)?;
     if args.raw {
+        let scope = args.scope.map(Scope::from);
         let source = match args.from_file.as_slice() {
             [] => read_input(None)?,
             [one] => Source::read(Some(&from_file_spec(one).1))?,
@@ -245,8 +249,20 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
         out(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let (docs, options) = seal_inputs(&args)?;
+    if let Some(target) = &args.merge_into {
+        return merge_into(target, &docs, &cert, &options, args.format, personality);
+    }
+    let sealed = seal::seal_documents(&docs, &cert, &options)?;
+    let format = personality.format(args.format, args.output.as_deref());
+    output::emit(args.output.as_deref(), &output::render(&sealed, format)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Secrets to seal (`-f`, stdin, or `--from-file`, named `--name`) and how to seal them.
+fn seal_inputs(args: &SealArgs) -> anyhow::Result<(Vec<input::Document>, SealOptions)> {
     let options = SealOptions {
-        scope,
+        scope: args.scope.map(Scope::from),
         namespace: args.namespace.clone(),
         fallback_namespace: arcseal::cluster::namespace(&args.cluster.options(), args.namespace.as_deref())
             .map_err(|e| format!("the kubeconfig's namespace cannot be read ({e})")),
@@ -260,21 +276,14 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
         }
         docs
     } else {
-        vec![secret_from_files(&args)?]
+        vec![secret_from_files(args)?]
     };
     if let Some(name) = &args.name {
         for doc in &mut docs {
             name_document(doc, name)?;
         }
     }
-
-    if let Some(target) = &args.merge_into {
-        return merge_into(target, &docs, &cert, &options, args.format, personality);
-    }
-    let sealed = seal::seal_documents(&docs, &cert, &options)?;
-    let format = personality.format(args.format, args.output.as_deref());
-    output::emit(args.output.as_deref(), &output::render(&sealed, format)?)?;
-    Ok(ExitCode::SUCCESS)
+    Ok((docs, options))
 }
 
 /// `--name` without `--raw`: names an input Secret that names none; a different name is an error.
@@ -319,22 +328,24 @@ fn secret_from_files(args: &SealArgs) -> anyhow::Result<input::Document> {
 fn fetch_cert(args: &SealArgs) -> anyhow::Result<ExitCode> {
     let pem = match args.cert.cert.as_deref() {
         Some(spec) => keys::certificate(spec)?.to_pem(),
-        None => {
-            let controller = cluster_controller(&args.cluster)?;
-            let body = controller.certificate_pem()?;
-            // Checked before printing: what the proxy answered must be a certificate.
-            Certificate::from_pem(&body).map_err(|e| Error::Cert {
-                at: Box::new(Location::source(format!(
-                    "service {}/{} /v1/cert.pem",
-                    args.cluster.controller_namespace, args.cluster.controller_name
-                ))),
-                source: e,
-            })?;
-            String::from_utf8_lossy(&body).into_owned()
-        }
+        None => String::from_utf8_lossy(&live_certificate(&args.cluster)?.0).into_owned(),
     };
     output::emit(args.output.as_deref(), &pem)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The certificate the cluster's controller serves (through the API server), as it sent it and parsed:
+/// checked before anyone prints or pins it.
+fn live_certificate(cluster: &ClusterArgs) -> anyhow::Result<(Vec<u8>, Certificate)> {
+    let body = cluster_controller(cluster)?.certificate_pem()?;
+    let cert = Certificate::from_pem(&body).map_err(|e| Error::Cert {
+        at: Box::new(Location::source(format!(
+            "service {}/{} /v1/cert.pem",
+            cluster.controller_namespace, cluster.controller_name
+        ))),
+        source: e,
+    })?;
+    Ok((body, cert))
 }
 
 /// `--re-encrypt` (the controller's /v1/rotate) and `--validate` (its /v1/verify) on the SealedSecrets
@@ -448,7 +459,17 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
         .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
-    let checks = Checks { cert: cert.as_ref(), keys: ring.as_ref(), controller: controller.as_ref() };
+    let checks = Checks {
+        cert: cert.as_ref(),
+        keys: ring.as_ref(),
+        controller: controller.as_ref(),
+        ..Checks::default()
+    };
+    // With no --cert, a repository config routes each file to its own cluster's pinned certificate.
+    let repo = match (&cert, args.files.first()) {
+        (None, Some(first)) => clusters::RepoCerts::discover(first, &mut problems)?,
+        _ => None,
+    };
     let mut cases = Vec::new();
     let mut files = 0;
     if args.files.is_empty() {
@@ -471,7 +492,14 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         for root in &args.files {
             for path in arcseal::repo::manifest_files(root)? {
                 files += 1;
+                let routed = repo.as_ref().and_then(|r| r.cert_for(&path));
+                let foreign = repo.as_ref().map(|r| r.others(&path)).unwrap_or_default();
+                let checks = Checks { cert: routed.or(checks.cert), foreign: &foreign, ..checks };
+                let before = cases.len();
                 validate_file(&path, &checks, &mut problems, &mut cases);
+                if let Some(repo) = repo.as_ref().filter(|_| routed.is_none() && cases.len() > before) {
+                    problems.push(repo.unrouted(&path));
+                }
             }
         }
     }
@@ -557,15 +585,53 @@ fn validate_file(
     }
 }
 
-fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+/// The keys of key backups (PEM or the controller's key Secrets) and the certificates they carry.
+fn key_backups(paths: &[std::path::PathBuf]) -> anyhow::Result<(KeyRing, Vec<Certificate>)> {
     let mut ring = KeyRing::default();
     let mut certs = Vec::new();
-    for path in &args.private_keys {
+    for path in paths {
         for (key, cert) in keys::key_pairs_from_file(path)? {
             ring.insert(key);
             certs.extend(cert);
         }
     }
+    Ok((ring, certs))
+}
+
+/// The certificate to rotate to when none is given: the newest (by NotBefore) of the key backups.
+fn newest_certificate(certs: Vec<Certificate>) -> anyhow::Result<Certificate> {
+    certs
+        .into_iter()
+        .max_by_key(|c| c.not_before())
+        .context("no certificate to rotate to: pass --cert, or key Secret backups that carry tls.crt")
+}
+
+/// The rotation target, unless it has expired.
+fn not_expired(target: Certificate) -> anyhow::Result<Certificate> {
+    if target.is_expired_at(SystemTime::now()) {
+        bail!(
+            "the newest certificate (sha256:{}) has expired; the controller renews keys, fetch its current one",
+            target.fingerprint()
+        );
+    }
+    Ok(target)
+}
+
+/// A progress bar on a terminal's stderr; nothing otherwise.
+fn progress_bar() -> impl Fn(usize, usize) + Sync {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |done: usize, total: usize| {
+        if terminal && (done == total || done.is_multiple_of(16)) {
+            let width = 30 * done / total.max(1);
+            eprint!("\rrotate [{}{}] {done}/{total} items", "#".repeat(width), " ".repeat(30 - width));
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     // Everything `--branch` needs is checked before anything is read from a controller or written.
     if let Some(branch) = args.branch.as_deref().filter(|_| !args.dry_run) {
         git_preflight(&args.path, branch)?;
@@ -582,36 +648,11 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         )?),
         _ => None,
     };
-    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
-        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
-    let target = match (args.cert.cert.as_deref(), &controller) {
-        (_, Some(controller)) => controller.certificate()?,
-        (Some(spec), None) => keys::certificate(spec)?,
-        (None, None) => certs
-            .into_iter()
-            .max_by_key(|c| c.not_before())
-            .context("no certificate to rotate to: pass --cert, or key Secret backups that carry tls.crt")?,
+    let (mut plan, files) = if args.all_clusters {
+        clusters::plan_all(&args, &progress_bar())?
+    } else {
+        single_cluster_plan(&args)?
     };
-    if target.is_expired_at(SystemTime::now()) {
-        bail!(
-            "the newest certificate (sha256:{}) has expired; the controller renews keys, fetch its current one",
-            target.fingerprint()
-        );
-    }
-    let files = arcseal::repo::manifest_files(&args.path)?;
-    let options =
-        arcseal::rotate::RotateOptions { target, keys: ring, rotate_values: args.rotate_values, controller };
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let progress = |done: usize, total: usize| {
-        if terminal && (done == total || done.is_multiple_of(16)) {
-            let width = 30 * done / total.max(1);
-            eprint!("\rrotate [{}{}] {done}/{total} items", "#".repeat(width), " ".repeat(30 - width));
-            if done == total {
-                eprintln!();
-            }
-        }
-    };
-    let mut plan = arcseal::rotate::plan(&files, &options, &progress)?;
     let changed = plan.changed().count();
     // Key Vault backed secrets marked as generated (SecretProviderClass objects).
     let manifests = if args.rotate_values {
@@ -696,6 +737,26 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", r.describe().trim_start_matches("- "));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plan of a rotation to one certificate: the key backups', `--cert`'s, or the controller's.
+fn single_cluster_plan(
+    args: &RotateArgs,
+) -> anyhow::Result<(arcseal::rotate::Plan, Vec<std::path::PathBuf>)> {
+    let (ring, certs) = key_backups(&args.private_keys)?;
+    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
+        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
+    let target = match (args.cert.cert.as_deref(), &controller) {
+        (_, Some(controller)) => controller.certificate()?,
+        (Some(spec), None) => keys::certificate(spec)?,
+        (None, None) => newest_certificate(certs)?,
+    };
+    let target = not_expired(target)?;
+    let files = arcseal::repo::manifest_files(&args.path)?;
+    let options =
+        arcseal::rotate::RotateOptions { target, keys: ring, rotate_values: args.rotate_values, controller };
+    let plan = arcseal::rotate::plan(&files, &options, &progress_bar())?;
+    Ok((plan, files))
 }
 
 fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
@@ -894,6 +955,12 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn cert(args: CertArgs) -> anyhow::Result<ExitCode> {
+    if args.pin || args.check {
+        return clusters::pin_or_check(&args);
+    }
+    if args.for_cluster.is_some() {
+        bail!("--for-cluster with `arcseal cert` needs --pin or --check");
+    }
     let cert = match args.cert.cert.as_deref() {
         Some(spec) => keys::certificate(spec)?,
         None => cluster_controller(&args.cluster)
