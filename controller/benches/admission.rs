@@ -133,11 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     rsa.sort();
     let rsa_p50 = percentile(&rsa, 50);
-    println!(
-        "raw RSA-4096 OAEP decryption + AES-GCM: p50 {} p99 {}",
-        ms(rsa_p50),
-        ms(percentile(&rsa, 99))
-    );
+    println!("raw RSA-4096 OAEP decryption + AES-GCM: p50 {} p99 {}", ms(rsa_p50), ms(percentile(&rsa, 99)));
     println!();
     println!(
         "| items | reviews | p50 / review | p99 / review | p50 / item | p99 / item | RSA ops / item | p50 / item vs raw RSA |"

@@ -165,6 +165,19 @@ async fn create(
     api.create(pp, ss).await
 }
 
+/// A SealedSecret `name` whose item `item` was sealed for another name is refused, naming the item.
+async fn assert_refuses_misnamed(
+    api: &Api<SealedSecret>,
+    ns: &str,
+    key: &arcseal_crypto::PublicKey,
+    name: &str,
+    item: &str,
+) {
+    let misnamed = sealed(ns, name, Scope::Strict, key, &[(item, b"1")], Some(("o", name)));
+    let message = refusal(create(api, &misnamed, &PostParams::default()).await.unwrap_err());
+    assert!(message.contains(&format!("{item:?}")), "{message}");
+}
+
 #[tokio::test]
 async fn refuses_what_no_key_opens_and_admits_the_rest_dry_runs_included() -> TestResult {
     let ns = TestNamespace::new("webhook").await?;
@@ -345,16 +358,7 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
     assert_eq!(hook.ca_bundle().await.as_deref(), Some(first_ca.as_slice()), "caBundle = ca.crt");
     let key = running.handles.keys.snapshot().newest().expect("a key").key.public_key().clone();
     let api: Api<SealedSecret> = ns.api();
-    let message = refusal(
-        create(
-            &api,
-            &sealed(ns.name(), "a", Scope::Strict, &key, &[("x", b"1")], Some(("o", "a"))),
-            &PostParams::default(),
-        )
-        .await
-        .unwrap_err(),
-    );
-    assert!(message.contains("\"x\""), "{message}");
+    assert_refuses_misnamed(&api, ns.name(), &key, "a", "x").await;
     running.stop().await;
 
     // The leader of a new run remakes a deleted Secret and the bundle follows.
@@ -404,16 +408,7 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
     })
     .await?;
     wait_ready(&running).await;
-    let message = refusal(
-        create(
-            &api,
-            &sealed(ns.name(), "b", Scope::Strict, &key, &[("y", b"1")], Some(("o", "b"))),
-            &PostParams::default(),
-        )
-        .await
-        .unwrap_err(),
-    );
-    assert!(message.contains("\"y\""), "{message}");
+    assert_refuses_misnamed(&api, ns.name(), &key, "b", "y").await;
     let unchanged = secrets.get("arcseal-admission-tls").await?;
     assert_eq!(
         unchanged.data.unwrap_or_default()["tls.crt"].0,
