@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{RequestContent, StatusCode};
+use azure_core::http::{ClientOptions, HttpClient, RequestContent, RetryOptions, StatusCode, Transport};
 use azure_security_keyvault_secrets::models::{SecretClientListSecretPropertiesOptions, SetSecretParameters};
 use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClientOptions};
 use futures::TryStreamExt as _;
@@ -76,6 +76,41 @@ pub fn is_key_name(prefix: &str, name: &str) -> bool {
     name.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('-'))
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// SDK client options for sealing keys: `http` as transport, Entra ID at `authority_host`
+/// (`https://login.microsoftonline.com` in the public cloud), and the SDK's retry off (see the module doc).
+pub fn client_options(http: Arc<dyn HttpClient>, authority_host: &str) -> ClientOptions {
+    ClientOptions {
+        transport: Some(Transport::new(http)),
+        cloud: Some(Arc::new(crate::cloud::Endpoints::new(authority_host, "").cloud_configuration())),
+        retry: RetryOptions::none(),
+        ..Default::default()
+    }
+}
+
+/// [`VaultKeys`] of `vault_url` under `prefix`, authenticated as the environment says ([`crate::credential`]).
+pub fn from_env(
+    vault_url: &str,
+    prefix: &str,
+    authority_host: &str,
+    http: Arc<dyn HttpClient>,
+    retry: RetryPolicy,
+) -> Result<VaultKeys, String> {
+    let options = client_options(http, authority_host);
+    let credential = crate::credential::from_env(
+        "Key Vault sealing keys",
+        ClientOptions { retry: RetryOptions::default(), ..options.clone() },
+    )
+    .map_err(|e| e.to_string())?;
+    VaultKeys::new(
+        vault_url,
+        prefix,
+        credential,
+        SecretClientOptions { client_options: options, ..Default::default() },
+        retry,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Bounds on waiting for a throttled or failing Key Vault.

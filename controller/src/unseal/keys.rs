@@ -137,6 +137,9 @@ impl KeySet {
 pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     epoch: AtomicU64,
+    /// Why the keys are served from the cached Secrets rather than the Key Vault they are kept in (`None`: no vault,
+    /// or the last sync with it succeeded).
+    degraded: RwLock<Option<String>>,
 }
 
 impl KeyStore {
@@ -160,6 +163,18 @@ impl KeyStore {
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
         changed
+    }
+
+    /// Records whether the last sync with the Key Vault holding the keys failed, and why (no key material).
+    pub fn set_degraded(&self, reason: Option<String>) {
+        if let Ok(mut d) = self.degraded.write() {
+            *d = reason;
+        }
+    }
+
+    /// Why the keys are served from cache only, if they are (see [`Self::set_degraded`]).
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.read().ok().and_then(|d| d.clone())
     }
 
     /// Increases every time the set of keys changes.
@@ -261,8 +276,8 @@ pub fn next_renewal(policy: &KeyPolicy, newest: Option<SystemTime>, now: SystemT
     })
 }
 
-/// Generates a key and its certificate (CPU-heavy: RSA-4096 takes seconds) and stores it as a key Secret.
-pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, String> {
+/// Generates a key and its certificate as the policy says (CPU-heavy: RSA-4096 takes seconds; runs off the runtime).
+pub async fn generate(policy: &KeyPolicy) -> Result<(PrivateKey, Certificate), String> {
     let (bits, params) = (
         policy.bits,
         CertificateParams {
@@ -271,13 +286,18 @@ pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, S
             validity: policy.ttl,
         },
     );
-    let (key, cert) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let key = PrivateKey::generate(bits).map_err(|e| format!("generating an RSA-{bits} key: {e}"))?;
         let cert = Certificate::self_signed(&key, &params).map_err(|e| format!("self-signing: {e}"))?;
         Ok::<_, String>((key, cert))
     })
     .await
-    .map_err(|e| format!("key generation task: {e}"))??;
+    .map_err(|e| format!("key generation task: {e}"))?
+}
+
+/// Generates a key and its certificate and stores it as a key Secret.
+pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, String> {
+    let (key, cert) = generate(policy).await?;
     let secret = key_secret(&key, &cert, &policy.namespace)?;
     let created = Api::<Secret>::namespaced(client.clone(), &policy.namespace)
         .create(&PostParams::default(), &secret)

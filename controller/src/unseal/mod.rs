@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod redact;
 pub mod secret;
 pub mod template;
+pub mod vault;
 
 #[cfg(test)]
 mod leak_tests;
@@ -73,6 +74,8 @@ pub struct Config {
     /// the watch from the last resourceVersion seen, which gets 410 Gone once etcd has compacted it; the watchers
     /// then relist.
     pub watch_timeout: Option<u32>,
+    /// `--key-vault-url`: the keys are kept in Azure Key Vault and the key Secrets are a cache (see [`vault`]).
+    pub key_vault: Option<vault::KeyVaultConfig>,
 }
 
 /// Why the controller stopped.
@@ -247,10 +250,18 @@ async fn supervise(
             }
         };
         let end = futures::FutureExt::shared(end);
+        // With a Key Vault, sync before the first reconcile pass so a rebuilt cluster unseals everything on it.
+        let syncer = match &config.key_vault {
+            Some(kv) => Some(start_vault_sync(&client, &config, kv, &store, keys_rx.clone()).await),
+            None => None,
+        };
         let renewer =
-            tokio::spawn(renew_keys(client.clone(), config.keys.clone(), store.clone(), keys_rx.clone()));
+            tokio::spawn(renew_keys(client.clone(), config.clone(), store.clone(), keys_rx.clone()));
         run_controllers(client.clone(), &config, metrics.clone(), store.clone(), keys_rx.clone(), end).await;
         renewer.abort();
+        if let Some(syncer) = syncer {
+            syncer.abort();
+        }
         metrics.is_leader.set(0);
         if *stop_rx.borrow() {
             break;
@@ -261,20 +272,50 @@ async fn supervise(
     }
 }
 
-/// Makes the first key and the periodic ones (leader only).
+/// The first Key Vault sync of a leader's term (waiting until the watch has loaded the vault's keys), then one every
+/// sync period in the returned task.
+async fn start_vault_sync(
+    client: &Client,
+    config: &Config,
+    kv: &vault::KeyVaultConfig,
+    store: &Arc<KeyStore>,
+    mut keys_rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let namespace = config.keys.namespace.clone();
+    let loaded = vault::sync_and_report(client, &namespace, &kv.keys, store, &recorder).await;
+    vault::wait_loaded(store, &mut keys_rx, &loaded, Duration::from_secs(30)).await;
+    let (client, kv, store) = (client.clone(), kv.clone(), store.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(kv.sync_period.max(Duration::from_secs(1))).await;
+            vault::sync_and_report(&client, &namespace, &kv.keys, &store, &recorder).await;
+        }
+    })
+}
+
+/// Makes the first key and the periodic ones (leader only); with a Key Vault, in the vault first.
 async fn renew_keys(
     client: Client,
-    policy: KeyPolicy,
+    config: Config,
     store: Arc<KeyStore>,
     mut keys_rx: watch::Receiver<bool>,
 ) {
+    let policy = config.keys.clone();
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
     loop {
         let newest = store.snapshot().newest().map(|k| k.not_before());
         let now = SystemTime::now();
         match keys::next_renewal(&policy, newest, now) {
             Some(due) if due <= now => {
                 let before = store.epoch();
-                match keys::create_key(&client, &policy).await {
+                let created = match &config.key_vault {
+                    Some(kv) => vault::create_key(&client, &policy, &kv.keys, &store, &recorder).await,
+                    None => keys::create_key(&client, &policy).await,
+                };
+                match created {
                     Ok(_) => {
                         // Wait until the watch has loaded it, so the next round sees it as newest.
                         let _ = tokio::time::timeout(Duration::from_secs(60), async {

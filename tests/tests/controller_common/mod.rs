@@ -62,6 +62,7 @@ pub fn config(key_namespace: &str, watch: &[&str]) -> Config {
         leader_election: None,
         instance: "test".into(),
         watch_timeout: None,
+        key_vault: None,
     }
 }
 
