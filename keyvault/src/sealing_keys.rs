@@ -103,14 +103,7 @@ pub fn from_env(
         ClientOptions { retry: RetryOptions::default(), ..options.clone() },
     )
     .map_err(|e| e.to_string())?;
-    VaultKeys::new(
-        vault_url,
-        prefix,
-        credential,
-        SecretClientOptions { client_options: options, ..Default::default() },
-        retry,
-    )
-    .map_err(|e| e.to_string())
+    VaultKeys::new(vault_url, prefix, credential, options, retry).map_err(|e| e.to_string())
 }
 
 /// Bounds on waiting for a throttled or failing Key Vault.
@@ -247,15 +240,16 @@ impl fmt::Debug for VaultKeys {
 }
 
 impl VaultKeys {
-    /// A client for `vault_url` (e.g. `https://kv1.vault.azure.net/`) under `prefix`. `options` must have the
-    /// SDK's retry off (see the module doc).
+    /// A client for `vault_url` (e.g. `https://kv1.vault.azure.net/`) under `prefix`; `options` from
+    /// [`client_options`] (the SDK's retry off, see the module doc).
     pub fn new(
         vault_url: &str,
         prefix: &str,
         credential: Arc<dyn TokenCredential>,
-        options: SecretClientOptions,
+        options: ClientOptions,
         retry: RetryPolicy,
     ) -> Result<Self, VaultError> {
+        let options = SecretClientOptions { client_options: options, ..Default::default() };
         validate_prefix(prefix).map_err(|message| VaultError {
             kind: VaultErrorKind::Rejected,
             vault: vault_url.to_owned(),

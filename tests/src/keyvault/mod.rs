@@ -462,6 +462,33 @@ impl KeyVaultStandIn {
         self.with(|s| s.counters.clone())
     }
 
+    /// The sealing keys of `vault` under `prefix` as service principal `client_id` (registered with `secret`) reads
+    /// them, reached through `transport` (normally [`Self::transport`]), retrying quickly.
+    pub fn sealing_keys(
+        vault: &str,
+        prefix: &str,
+        client_id: &str,
+        secret: &str,
+        transport: Arc<dyn azure_core::http::HttpClient>,
+    ) -> arcseal_keyvault::sealing_keys::VaultKeys {
+        use arcseal_keyvault::sealing_keys::{RetryPolicy, VaultKeys, client_options};
+        let options = client_options(transport, "https://login.microsoftonline.com");
+        let credential = azure_identity::ClientSecretCredential::new(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            client_id.to_owned(),
+            azure_core::credentials::Secret::new(secret.to_owned()),
+            Some(azure_identity::ClientSecretCredentialOptions { client_options: options.clone() }),
+        )
+        .expect("credential");
+        let retry = RetryPolicy {
+            max_total_wait: Duration::from_secs(4),
+            initial_backoff: Duration::from_millis(50),
+            max_attempts: 5,
+        };
+        VaultKeys::new(&format!("https://{vault}.vault.azure.net/"), prefix, credential, options, retry)
+            .expect("sealing keys client")
+    }
+
     /// Data-plane request paths so far.
     pub fn log(&self) -> Vec<String> {
         self.with(|s| s.log.clone())
