@@ -27,6 +27,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arcseal_crypto::{Certificate, PrivateKey};
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, HttpClient, RequestContent, RetryOptions, StatusCode, Transport};
@@ -210,6 +211,32 @@ pub struct StoredKey {
     pub pem: Zeroizing<String>,
 }
 
+impl StoredKey {
+    /// The key pair: the private key, its certificate, checked to belong together and to this secret's name
+    /// (under `prefix`). The error names what is wrong, never the key.
+    pub fn pair(&self, prefix: &str) -> Result<(PrivateKey, Certificate), String> {
+        let key = PrivateKey::from_pem(self.pem.as_bytes()).map_err(|e| format!("private key: {e}"))?;
+        let cert = Certificate::from_pem(self.pem.as_bytes()).map_err(|e| format!("certificate: {e}"))?;
+        if cert.fingerprint() != key.fingerprint() {
+            return Err("the certificate is not the private key's".into());
+        }
+        if secret_name(prefix, &key.fingerprint().to_string()) != self.name {
+            return Err("the name does not match the key's fingerprint".into());
+        }
+        Ok((key, cert))
+    }
+}
+
+/// The value stored for a key pair: the PKCS#1 private key, then the certificate.
+pub fn bundle(key: &PrivateKey, cert: &Certificate) -> Result<Zeroizing<String>, String> {
+    let key_pem = key.to_pkcs1_pem().map_err(|e| format!("encoding the key: {e}"))?;
+    let cert_pem = cert.to_pem();
+    let mut out = Zeroizing::new(String::with_capacity(key_pem.len() + cert_pem.len()));
+    out.push_str(&key_pem);
+    out.push_str(&cert_pem);
+    Ok(out)
+}
+
 impl fmt::Debug for StoredKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredKey").field("name", &self.name).field("version", &self.version).finish()
@@ -340,9 +367,16 @@ impl VaultKeys {
         Ok(StoredKey { name: name.to_owned(), version, pem })
     }
 
-    /// Stores a key pair (PEM bundle) for the key with `fingerprint_hex`; returns the secret name. Storing a key
-    /// already there (same name, same fingerprint tag, enabled) writes nothing.
-    pub async fn put(&self, fingerprint_hex: &str, pem: &Zeroizing<String>) -> Result<String, VaultError> {
+    /// Stores a key pair as a new secret version; returns the secret name.
+    pub async fn put_pair(&self, key: &PrivateKey, cert: &Certificate) -> Result<String, VaultError> {
+        let fingerprint = key.fingerprint().to_string();
+        let pem = bundle(key, cert)
+            .map_err(|message| self.error(VaultErrorKind::Content, "secrets set", None, message))?;
+        self.put(&fingerprint, &pem).await
+    }
+
+    /// Stores a PEM bundle for the key with `fingerprint_hex` as a new secret version; returns the secret name.
+    async fn put(&self, fingerprint_hex: &str, pem: &Zeroizing<String>) -> Result<String, VaultError> {
         let name = secret_name(&self.prefix, fingerprint_hex);
         let tags = HashMap::from([
             (TAG_KIND.to_owned(), TAG_KIND_VALUE.to_owned()),

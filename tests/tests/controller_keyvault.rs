@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arcseal_controller::unseal::keys::{KEY_LABEL, KEY_LABEL_ACTIVE};
 use arcseal_controller::unseal::vault::{
-    KeyVaultConfig, RETIRED_DELETED, RETIRED_DISABLED, VAULT_SECRET_ANNOTATION, pem_bundle,
+    KeyVaultConfig, RETIRED_DELETED, RETIRED_DISABLED, VAULT_SECRET_ANNOTATION,
 };
 use arcseal_controller::unseal::{self, SealedSecret};
 use arcseal_crypto::{Certificate, PrivateKey, Scope};
@@ -46,11 +46,7 @@ impl Vault {
     /// Stores a new key pair under `prefix`, as `arcseal keys import` or another cluster would have.
     async fn add_key(&self, prefix: &str) -> (PrivateKey, Certificate, String) {
         let (key, cert) = new_key();
-        let name = self
-            .keys(prefix)
-            .put(&key.fingerprint().to_string(), &pem_bundle(&key, &cert).unwrap())
-            .await
-            .expect("store a key pair");
+        let name = self.keys(prefix).put_pair(&key, &cert).await.expect("store a key pair");
         (key, cert, name)
     }
 

@@ -29,7 +29,6 @@ use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, ResourceExt};
-use zeroize::Zeroizing;
 
 use super::keys::{self, KEY_LABEL, KEY_LABEL_ACTIVE, KeyPolicy, KeyStore, LEGACY_KEY_NAME};
 
@@ -72,31 +71,6 @@ fn cached_from<'a>(vault: &VaultKeys, secret: &'a Secret) -> Option<&'a str> {
     let base = format!("{}/secrets/", vault.vault().trim_end_matches('/'));
     let name = url.strip_prefix(&base)?;
     sealing_keys::is_key_name(vault.prefix(), name).then_some(name)
-}
-
-/// The PEM bundle stored in the vault for a key pair.
-pub fn pem_bundle(key: &PrivateKey, cert: &Certificate) -> Result<Zeroizing<String>, String> {
-    let key_pem = key.to_pkcs1_pem().map_err(|e| format!("encoding the key: {e}"))?;
-    let mut out = Zeroizing::new(String::with_capacity(key_pem.len() + 2048));
-    out.push_str(&key_pem);
-    out.push_str(&cert.to_pem());
-    Ok(out)
-}
-
-/// Reads a vault key pair: the key, its certificate, and a check that the name is the key's.
-fn read_pair(
-    vault: &VaultKeys,
-    stored: &sealing_keys::StoredKey,
-) -> Result<(PrivateKey, Certificate), String> {
-    let key = PrivateKey::from_pem(stored.pem.as_bytes()).map_err(|e| format!("private key: {e}"))?;
-    let cert = Certificate::from_pem(stored.pem.as_bytes()).map_err(|e| format!("certificate: {e}"))?;
-    if cert.fingerprint() != key.fingerprint() {
-        return Err("the certificate is not the key's".into());
-    }
-    if sealing_keys::secret_name(vault.prefix(), &key.fingerprint().to_string()) != stored.name {
-        return Err("the name does not match the key's fingerprint".into());
-    }
-    Ok((key, cert))
 }
 
 /// The cache Secret of a vault key pair.
@@ -171,7 +145,7 @@ pub async fn sync(
     let mut in_vault = std::collections::HashSet::new();
     for stored in &listing.keys {
         in_vault.insert(stored.name.clone());
-        let (key, cert) = match read_pair(vault, stored) {
+        let (key, cert) = match stored.pair(vault.prefix()) {
             Ok(pair) => pair,
             Err(why) => {
                 tracing::error!(vault = vault.vault(), secret = %stored.name, why, "not a sealing key pair; skipped");
@@ -309,8 +283,7 @@ pub async fn create_key(
 ) -> Result<String, String> {
     let (key, cert) = keys::generate(policy).await?;
     let fingerprint = key.fingerprint().to_string();
-    let bundle = pem_bundle(&key, &cert)?;
-    let name = match vault.put(&fingerprint, &bundle).await {
+    let name = match vault.put_pair(&key, &cert).await {
         Ok(name) => name,
         Err(e) => {
             if let Some(current) = store.snapshot().newest().map(|k| k.secret_name.clone()) {
