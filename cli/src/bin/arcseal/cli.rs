@@ -23,7 +23,7 @@ pub enum Command {
     /// Check SealedSecret manifests offline: structure, values, scope, certificate, keys.
     Validate(ValidateArgs),
     /// Re-seal every SealedSecret under a path to the newest key, editing only the changed values.
-    Rotate(RotateArgs),
+    Rotate(Box<RotateArgs>),
     /// Generate a sealing key pair and the controller's self-signed certificate.
     Keygen(KeygenArgs),
     /// Show a sealing certificate: fingerprint, subject, validity.

@@ -91,7 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seal(args) => seal(args, Personality::Arcseal),
         Command::Unseal(args) => unseal(args),
         Command::Validate(args) => validate(args),
-        Command::Rotate(args) => rotate(args),
+        Command::Rotate(args) => rotate(*args),
         Command::Keygen(args) => keygen(args),
         Command::Cert(args) => cert(args),
         Command::Keys(command) => keys_command(command),
