@@ -107,26 +107,7 @@ pub fn from_env(
     VaultKeys::new(vault_url, prefix, credential, options, retry).map_err(|e| e.to_string())
 }
 
-/// Bounds on waiting for a throttled or failing Key Vault.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// The longest total time one operation may spend waiting between attempts.
-    pub max_total_wait: Duration,
-    /// First backoff when the service gives no `Retry-After`.
-    pub initial_backoff: Duration,
-    /// Most attempts.
-    pub max_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_total_wait: Duration::from_secs(30),
-            initial_backoff: Duration::from_millis(500),
-            max_attempts: 6,
-        }
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// What went wrong, as an operator must act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
