@@ -1,6 +1,6 @@
 //! Sealing keys kept in Azure Key Vault (`unseal --key-vault-url`): the in-process controller on a real
 //! kube-apiserver, the Key Vault stand-in driven by the official SDK. Cold start from the vault, a rebuilt cluster
-//! (a fresh namespace, no key Secrets) unsealing SealedSecrets sealed before, renewal in the vault first, and the
+//! (a fresh namespace, no key Secrets) unsealing SealedSecrets sealed before on its first pass, renewal in the vault first, and the
 //! failure rules: vault unreachable at start, a missing permission, throttling, a key disabled or deleted in the vault,
 //! the vault refusing a renewal.
 
@@ -113,6 +113,15 @@ async fn cold_start_and_rebuilt_cluster_unseal_from_the_vault() -> TestResult {
         wait_synced(&sealed, "db", "True").await;
         let secret = ns.api::<Secret>().get("db").await?;
         assert_eq!(secret.data.unwrap()["password"].0, b"hunter2");
+        // Unsealed on the first pass: the vault's key was loaded before any reconcile, so no failure was recorded.
+        // (The event follows the status write: wait for it.)
+        let reasons = poll("the Unsealed event", TIMEOUT, || async {
+            let reasons: Vec<String> =
+                events(&ns.client(), ns.name(), "db").await.into_iter().map(|(r, _)| r).collect();
+            Ok(reasons.iter().any(|r| r == "Unsealed").then_some(reasons))
+        })
+        .await?;
+        assert!(!reasons.iter().any(|r| r.starts_with("Err")), "{reasons:?}");
         let cached = key_secrets(&ns).await;
         assert_eq!(cached.len(), 1, "{round}: the vault's key cached, no new key made");
         assert_eq!(label(&cached[0]), Some(KEY_LABEL_ACTIVE));

@@ -137,9 +137,9 @@ impl KeySet {
 pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     epoch: AtomicU64,
-    /// Why the keys are served from the cached Secrets rather than the Key Vault they are kept in (`None`: no vault,
-    /// or the last sync with it succeeded).
-    degraded: RwLock<Option<String>>,
+    /// Why the keys are served from the cached Secrets rather than the Key Vault they are kept in, by what failed
+    /// (`sync`, `renewal`); empty: no vault, or the last attempt of each succeeded.
+    degraded: RwLock<BTreeMap<&'static str, String>>,
 }
 
 impl KeyStore {
@@ -165,16 +165,22 @@ impl KeyStore {
         changed
     }
 
-    /// Records whether the last sync with the Key Vault holding the keys failed, and why (no key material).
-    pub fn set_degraded(&self, reason: Option<String>) {
+    /// Records whether the last `what` (`sync`, `renewal`) with the Key Vault holding the keys failed, and why (no
+    /// key material). Each kind is cleared only by its own next success.
+    pub fn set_degraded(&self, what: &'static str, reason: Option<String>) {
         if let Ok(mut d) = self.degraded.write() {
-            *d = reason;
+            match reason {
+                Some(r) => d.insert(what, r),
+                None => d.remove(what),
+            };
         }
     }
 
     /// Why the keys are served from cache only, if they are (see [`Self::set_degraded`]).
     pub fn degraded(&self) -> Option<String> {
-        self.degraded.read().ok().and_then(|d| d.clone())
+        let d = self.degraded.read().ok()?;
+        (!d.is_empty())
+            .then(|| d.iter().map(|(what, why)| format!("{what}: {why}")).collect::<Vec<_>>().join("; "))
     }
 
     /// Increases every time the set of keys changes.
@@ -432,6 +438,23 @@ mod tests {
             cutoff,
             common_name: String::new(),
         }
+    }
+
+    #[test]
+    fn a_vault_failure_is_cleared_only_by_its_own_success() {
+        let store = KeyStore::default();
+        assert_eq!(store.degraded(), None);
+        store.set_degraded("renewal", Some("KeyVaultForbidden: secrets set".into()));
+        store.set_degraded("sync", None);
+        assert_eq!(store.degraded().as_deref(), Some("renewal: KeyVaultForbidden: secrets set"));
+        store.set_degraded("sync", Some("KeyVaultUnreachable".into()));
+        assert_eq!(
+            store.degraded().as_deref(),
+            Some("renewal: KeyVaultForbidden: secrets set; sync: KeyVaultUnreachable")
+        );
+        store.set_degraded("renewal", None);
+        store.set_degraded("sync", None);
+        assert_eq!(store.degraded(), None);
     }
 
     #[test]

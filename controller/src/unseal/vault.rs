@@ -257,7 +257,7 @@ pub async fn sync_and_report(
                 invalid = report.invalid.len(),
                 "synced the key Secrets with Key Vault"
             );
-            store.set_degraded(None);
+            store.set_degraded("sync", None);
             report.loaded
         }
         Err(e) => {
@@ -266,7 +266,7 @@ pub async fn sync_and_report(
             if let Some(name) = regarding {
                 warn(recorder, &reference(namespace, &name), "KeyVaultSyncFailed", e.to_string()).await;
             }
-            store.set_degraded(Some(e.to_string()));
+            store.set_degraded("sync", Some(e.to_string()));
             Vec::new()
         }
     }
@@ -290,10 +290,11 @@ pub async fn create_key(
                 let note = format!("new sealing key not created, the current one stays in use: {e}");
                 warn(recorder, &reference(&policy.namespace, &current), "KeyRenewalFailed", note).await;
             }
-            store.set_degraded(Some(e.to_string()));
+            store.set_degraded("renewal", Some(e.to_string()));
             return Err(e.to_string());
         }
     };
+    store.set_degraded("renewal", None);
     let secret = cache_secret(vault, &name, &key, &cert, &policy.namespace)?;
     let api = Api::<Secret>::namespaced(client.clone(), &policy.namespace);
     let cached = write_cache(&api, &secret).await.map_err(|e| {
