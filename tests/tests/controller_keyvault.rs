@@ -219,6 +219,7 @@ async fn missing_permission_is_named() -> TestResult {
     let running = start_with_vault(&ns, vault.config("prod"), Duration::from_secs(3600)).await;
     let body = wait_readyz(&running, "degraded readiness", |b| b.starts_with("degraded")).await;
     assert!(body.contains("KeyVaultForbidden") && body.contains("secrets list permission"), "{body}");
+    assert_eq!(running.handles.metrics.key_vault_degraded.get(), 1, "the key_vault_degraded gauge");
     let events = poll("a sync failure event", TIMEOUT, || async {
         let e = events(&ns.client(), ns.name(), &cached).await;
         Ok((!e.is_empty()).then_some(e))
@@ -231,6 +232,7 @@ async fn missing_permission_is_named() -> TestResult {
     vault.kv.allow_all(VAULT);
     wait_readyz(&running, "readiness back to ok", |b| b == "ok").await;
     assert_eq!(key_secrets(&ns).await.len(), 2, "the vault's key cached once the permission is granted");
+    assert_eq!(running.handles.metrics.key_vault_degraded.get(), 0);
     running.stop().await;
     ns.finish().await?;
     Ok(())

@@ -252,11 +252,16 @@ async fn supervise(
         let end = futures::FutureExt::shared(end);
         // With a Key Vault, sync before the first reconcile pass so a rebuilt cluster unseals everything on it.
         let syncer = match &config.key_vault {
-            Some(kv) => Some(start_vault_sync(&client, &config, kv, &store, keys_rx.clone()).await),
+            Some(kv) => Some(start_vault_sync(&client, &config, kv, &store, &metrics, keys_rx.clone()).await),
             None => None,
         };
-        let renewer =
-            tokio::spawn(renew_keys(client.clone(), config.clone(), store.clone(), keys_rx.clone()));
+        let renewer = tokio::spawn(renew_keys(
+            client.clone(),
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+            keys_rx.clone(),
+        ));
         run_controllers(client.clone(), &config, metrics.clone(), store.clone(), keys_rx.clone(), end).await;
         renewer.abort();
         if let Some(syncer) = syncer {
@@ -279,18 +284,19 @@ async fn start_vault_sync(
     config: &Config,
     kv: &vault::KeyVaultConfig,
     store: &Arc<KeyStore>,
+    metrics: &Arc<Metrics>,
     mut keys_rx: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let namespace = config.keys.namespace.clone();
-    let loaded = vault::sync_and_report(client, &namespace, &kv.keys, store, &recorder).await;
+    let loaded = vault::sync_and_report(client, &namespace, &kv.keys, store, metrics, &recorder).await;
     vault::wait_loaded(store, &mut keys_rx, &loaded, Duration::from_secs(30)).await;
-    let (client, kv, store) = (client.clone(), kv.clone(), store.clone());
+    let (client, kv, store, metrics) = (client.clone(), kv.clone(), store.clone(), metrics.clone());
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(kv.sync_period.max(Duration::from_secs(1))).await;
-            vault::sync_and_report(&client, &namespace, &kv.keys, &store, &recorder).await;
+            vault::sync_and_report(&client, &namespace, &kv.keys, &store, &metrics, &recorder).await;
         }
     })
 }
@@ -300,6 +306,7 @@ async fn renew_keys(
     client: Client,
     config: Config,
     store: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
     mut keys_rx: watch::Receiver<bool>,
 ) {
     let policy = config.keys.clone();
@@ -312,7 +319,9 @@ async fn renew_keys(
             Some(due) if due <= now => {
                 let before = store.epoch();
                 let created = match &config.key_vault {
-                    Some(kv) => vault::create_key(&client, &policy, &kv.keys, &store, &recorder).await,
+                    Some(kv) => {
+                        vault::create_key(&client, &policy, &kv.keys, &store, &metrics, &recorder).await
+                    }
                     None => keys::create_key(&client, &policy).await,
                 };
                 match created {

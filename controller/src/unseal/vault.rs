@@ -31,6 +31,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, ResourceExt};
 
 use super::keys::{self, KEY_LABEL, KEY_LABEL_ACTIVE, KeyPolicy, KeyStore, LEGACY_KEY_NAME};
+use super::metrics::Metrics;
 
 /// Annotation on a cache Secret: the URL of the vault secret it was written from.
 pub const VAULT_SECRET_ANNOTATION: &str = "arcseal.dev/key-vault-secret";
@@ -238,6 +239,12 @@ async fn relabel(api: &Api<Secret>, name: &str, value: &str) {
     }
 }
 
+/// Records in `store` and the `key_vault_degraded` gauge whether the last `what` (`sync`, `renewal`) failed.
+fn record(store: &KeyStore, metrics: &Metrics, what: &'static str, failure: Option<String>) {
+    store.set_degraded(what, failure);
+    metrics.key_vault_degraded.set(i64::from(store.degraded().is_some()));
+}
+
 /// Syncs and records the outcome in `store` (degraded or not) and, on failure, a Warning event about the newest
 /// key's Secret. Returns the fingerprints the vault holds (empty on failure).
 pub async fn sync_and_report(
@@ -245,6 +252,7 @@ pub async fn sync_and_report(
     namespace: &str,
     vault: &VaultKeys,
     store: &KeyStore,
+    metrics: &Metrics,
     recorder: &Recorder,
 ) -> Vec<Fingerprint> {
     match sync(client, namespace, vault, recorder).await {
@@ -257,7 +265,7 @@ pub async fn sync_and_report(
                 invalid = report.invalid.len(),
                 "synced the key Secrets with Key Vault"
             );
-            store.set_degraded("sync", None);
+            record(store, metrics, "sync", None);
             report.loaded
         }
         Err(e) => {
@@ -266,7 +274,7 @@ pub async fn sync_and_report(
             if let Some(name) = regarding {
                 warn(recorder, &reference(namespace, &name), "KeyVaultSyncFailed", e.to_string()).await;
             }
-            store.set_degraded("sync", Some(e.to_string()));
+            record(store, metrics, "sync", Some(e.to_string()));
             Vec::new()
         }
     }
@@ -279,6 +287,7 @@ pub async fn create_key(
     policy: &KeyPolicy,
     vault: &VaultKeys,
     store: &KeyStore,
+    metrics: &Metrics,
     recorder: &Recorder,
 ) -> Result<String, String> {
     let (key, cert) = keys::generate(policy).await?;
@@ -290,11 +299,11 @@ pub async fn create_key(
                 let note = format!("new sealing key not created, the current one stays in use: {e}");
                 warn(recorder, &reference(&policy.namespace, &current), "KeyRenewalFailed", note).await;
             }
-            store.set_degraded("renewal", Some(e.to_string()));
+            record(store, metrics, "renewal", Some(e.to_string()));
             return Err(e.to_string());
         }
     };
-    store.set_degraded("renewal", None);
+    record(store, metrics, "renewal", None);
     let secret = cache_secret(vault, &name, &key, &cert, &policy.namespace)?;
     let api = Api::<Secret>::namespaced(client.clone(), &policy.namespace);
     let cached = write_cache(&api, &secret).await.map_err(|e| {
