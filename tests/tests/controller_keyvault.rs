@@ -238,7 +238,8 @@ async fn missing_permission_is_named() -> TestResult {
     Ok(())
 }
 
-/// Throttling within the bounded wait is retried after Retry-After; the start is not degraded.
+/// Throttling within the bounded wait is retried after Retry-After (the start is not degraded); beyond it, the
+/// controller is degraded and keeps serving the cached key until the vault answers again.
 #[tokio::test]
 async fn throttling_is_waited_out() -> TestResult {
     let vault = Vault::new().await;
@@ -251,6 +252,18 @@ async fn throttling_is_waited_out() -> TestResult {
     wait_synced(&sealed, "db", "True").await;
     assert_eq!(readyz(&running).await, (200, "ok".to_owned()));
     assert!(vault.kv.counters().keyvault - before >= 4, "two throttled requests were repeated");
+
+    // Throttled beyond the bounded wait (Retry-After longer than it): degraded, the cached key keeps serving.
+    vault.kv.inject(Fault {
+        kind: FaultKind::Throttle { retry_after: 10 },
+        count: 100_000,
+        path_contains: None,
+    });
+    let body = wait_readyz(&running, "degraded by throttling", |b| b.contains("KeyVaultThrottled")).await;
+    assert!(body.contains("gave up after"), "{body}");
+    assert_eq!(running.handles.keys.snapshot().keys().len(), 1);
+    vault.kv.clear_faults();
+    wait_readyz(&running, "readiness back to ok", |b| b == "ok").await;
     running.stop().await;
     ns.finish().await?;
     Ok(())

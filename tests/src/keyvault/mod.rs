@@ -457,6 +457,11 @@ impl KeyVaultStandIn {
         self.with(|s| s.faults.push(fault));
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.with(|s| s.faults.clear());
+    }
+
     /// Request counts so far.
     pub fn counters(&self) -> Counters {
         self.with(|s| s.counters.clone())
