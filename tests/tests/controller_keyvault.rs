@@ -319,3 +319,26 @@ async fn disabled_and_deleted_keys_are_retired() -> TestResult {
     ns.finish().await?;
     Ok(())
 }
+
+/// Two clusters share a vault with one prefix each, one prefix starting like the other: each loads only its own keys.
+#[tokio::test]
+async fn clusters_sharing_a_vault_see_only_their_prefix() -> TestResult {
+    let vault = Vault::new().await;
+    let (blue, _, _) = vault.add_key("blue").await;
+    let (blue_eu, _, _) = vault.add_key("blue-eu").await;
+    for (prefix, mine, other) in [("blue", &blue, &blue_eu), ("blue-eu", &blue_eu, &blue)] {
+        let ns = namespace(&format!("kv-{prefix}")).await;
+        let sealed = create_sealed(&ns, "db", mine).await;
+        let running = start_with_vault(&ns, vault.config(prefix), Duration::from_secs(3600)).await;
+        // Synced after the first pass, which follows the whole vault sync: every cache write is done by now.
+        wait_synced(&sealed, "db", "True").await;
+        let keys = running.handles.keys.snapshot();
+        let prints: Vec<_> = keys.keys().iter().map(|k| k.key.fingerprint()).collect();
+        assert_eq!(prints, vec![mine.fingerprint()], "{prefix} loads its own key only");
+        assert!(!prints.contains(&other.fingerprint()));
+        assert_eq!(key_secrets(&ns).await.len(), 1);
+        running.stop().await;
+        ns.finish().await?;
+    }
+    Ok(())
+}
