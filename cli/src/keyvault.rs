@@ -20,12 +20,8 @@ use std::sync::Arc;
 use arcseal_keyvault::cloud::{Endpoints, Overrides};
 use arcseal_keyvault::params::{CloudName, KeyVaultObject, ObjectType, parse_objects, parse_vault_name};
 use arcseal_keyvault::service_error::ServiceError;
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, HttpClient, Transport};
-use azure_identity::{
-    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
-};
 use azure_security_keyvault_secrets::models::SetSecretParameters;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use serde::Serialize;
@@ -258,38 +254,9 @@ pub fn http_client(
     })
 }
 
-fn env_var(name: &str) -> Result<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-        Error::Usage(format!(
-            "{name} is not set: Key Vault rotation authenticates with AZURE_TENANT_ID, AZURE_CLIENT_ID and \
-             AZURE_CLIENT_SECRET (service principal) or AZURE_FEDERATED_TOKEN_FILE (workload identity)"
-        ))
-    })
-}
-
-fn credential(authority: &str, options: ClientOptions) -> Result<Arc<dyn TokenCredential>> {
-    let err = |what: &str, e: azure_core::Error| {
-        Error::Usage(format!("cannot create the {what} credential for {authority}: {}", sdk_message(&e)))
-    };
-    if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some_and(|v| !v.is_empty()) {
-        let c = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions { client_options: options },
-            ..Default::default()
-        }))
-        .map_err(|e| err("workload identity", e))?;
-        return Ok(c);
-    }
-    let tenant = env_var("AZURE_TENANT_ID")?;
-    let client_id = env_var("AZURE_CLIENT_ID")?;
-    let secret = env_var("AZURE_CLIENT_SECRET")?;
-    let c = ClientSecretCredential::new(
-        &tenant,
-        client_id,
-        Secret::new(secret),
-        Some(ClientSecretCredentialOptions { client_options: options }),
-    )
-    .map_err(|e| err("service principal", e))?;
-    Ok(c)
+fn credential(options: ClientOptions) -> Result<Arc<dyn TokenCredential>> {
+    arcseal_keyvault::credential::from_env("Key Vault rotation", options)
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// What the service said (status, code, message): neither Key Vault nor Entra ID echoes a request body, so no
@@ -338,7 +305,7 @@ pub async fn write(targets: &[Target], settings: &Settings) -> Result<Vec<Rotati
         let credential = match credentials.get(&authority) {
             Some(c) => c.clone(),
             None => {
-                let c = credential(&authority, options())?;
+                let c = credential(options())?;
                 credentials.insert(authority.clone(), c.clone());
                 c
             }

@@ -32,5 +32,6 @@ pub mod seal;
 pub mod status;
 pub mod unseal;
 pub mod validate;
+pub mod vault_keys;
 
 pub use error::{Error, Location, Result};

@@ -123,6 +123,9 @@ pub struct UnsealArgs {
     pub kube_api_burst: u32,
     #[command(flatten)]
     pub admission: AdmissionArgs,
+    // Sealing keys kept in Azure Key Vault (issue 16): see KeyVaultKeyArgs.
+    #[command(flatten)]
+    pub key_vault: KeyVaultKeyArgs,
 }
 
 /// The validating admission webhook for SealedSecrets (off unless --admission-addr is set).
@@ -158,6 +161,35 @@ pub struct AdmissionArgs {
     /// How long a review may wait for a slot before the answer is 503 (the failurePolicy then applies).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub admission_queue_timeout: Duration,
+}
+
+/// `unseal --key-vault-url`: keep the sealing keys in Azure Key Vault; the key Secrets become a cache. Identity:
+/// workload identity (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, as the webhook sets them)
+/// or a service principal (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`).
+#[derive(clap::Args)]
+pub struct KeyVaultKeyArgs {
+    /// The vault keeping the sealing keys, e.g. https://myvault.vault.azure.net/. Unset: keys live in Secrets only.
+    #[arg(long, env = "ARCSEAL_KEY_VAULT_URL")]
+    pub key_vault_url: Option<String>,
+    /// Name prefix of this cluster's key pairs in the vault (one prefix per cluster, or one shared on purpose).
+    #[arg(long, env = "ARCSEAL_KEY_VAULT_KEY_PREFIX", default_value = "sealed-secrets-key")]
+    pub key_vault_key_prefix: String,
+    /// How often the leader re-reads the vault and rewrites the cached key Secrets.
+    #[arg(long, env = "ARCSEAL_KEY_VAULT_SYNC_PERIOD", default_value = "5m", value_parser = parse_duration)]
+    pub key_vault_sync_period: Duration,
+    /// Entra ID authority host (other clouds, private clouds).
+    #[arg(
+        long,
+        env = "ARCSEAL_KEY_VAULT_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    pub key_vault_authority_host: String,
+    /// PEM file of extra CA certificates trusted for the vault and Entra ID.
+    #[arg(long, env = "ARCSEAL_KEY_VAULT_CA_BUNDLE")]
+    pub key_vault_ca_bundle: Option<PathBuf>,
+    /// The longest total wait for a throttled (429) or failing (5xx) vault within one operation.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub key_vault_max_wait: Duration,
 }
 
 #[derive(clap::Args)]

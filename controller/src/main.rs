@@ -231,6 +231,7 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
         instance: identity,
         watch_timeout: None,
         admission: admission_config(&args.admission, &namespace)?,
+        key_vault: key_vault_config(&args.key_vault)?,
     };
     let kube_config = kube::Config::infer()
         .await
@@ -292,6 +293,32 @@ fn admission_config(
             ips,
             validity: args.admission_cert_validity,
         },
+    }))
+}
+
+/// `unseal --key-vault-url`: the vault client, identity from the environment.
+fn key_vault_config(
+    args: &cli::KeyVaultKeyArgs,
+) -> anyhow::Result<Option<arcseal_controller::unseal::vault::KeyVaultConfig>> {
+    use arcseal_keyvault::sealing_keys;
+    let Some(url) = args.key_vault_url.as_deref().filter(|u| !u.is_empty()) else { return Ok(None) };
+    anyhow::ensure!(
+        url.starts_with("https://"),
+        "--key-vault-url {url:?}: expected https://<vault>.vault.azure.net/"
+    );
+    let ca_bundle = match &args.key_vault_ca_bundle {
+        Some(path) => Some(read_ca_bundle(path)?),
+        None => None,
+    };
+    let http =
+        arcseal_keyvault::http::http_client(ca_bundle.as_deref(), &[]).context("--key-vault-ca-bundle")?;
+    let retry = sealing_keys::RetryPolicy { max_total_wait: args.key_vault_max_wait, ..Default::default() };
+    let keys =
+        sealing_keys::from_env(url, &args.key_vault_key_prefix, &args.key_vault_authority_host, http, retry)
+            .map_err(|e| anyhow::anyhow!("--key-vault-url {url}: {e}"))?;
+    Ok(Some(arcseal_controller::unseal::vault::KeyVaultConfig {
+        keys: Arc::new(keys),
+        sync_period: args.key_vault_sync_period,
     }))
 }
 

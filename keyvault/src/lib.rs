@@ -8,12 +8,21 @@
 //! - [`service_error`]: what Key Vault or Entra ID said in an error answer (status, code, message, Retry-After),
 //!   cut to a bounded, control-free text.
 //!
-//! No tonic, no kube, no file or network I/O of its own: the binaries read files and make the calls.
+//! - [`retry`]: how long to wait for a throttled or failing vault.
+//! - [`sealing_keys`]: the cluster's sealing key pairs kept as Key Vault secrets (storage form, listing, reading,
+//!   storing, bounded retries), for the unseal controller and the CLI.
+//! - [`credential`]: the Entra ID credential a binary takes from its environment (workload identity or service
+//!   principal).
+//!
+//! No tonic, no kube, no file I/O of its own; [`sealing_keys`] makes its calls through the SDK client it is given.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cloud;
+pub mod credential;
 pub mod http;
 pub mod params;
+pub mod retry;
+pub mod sealing_keys;
 pub mod service_error;

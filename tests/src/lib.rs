@@ -1,10 +1,12 @@
 //! Test support shared by arcseal's integration tests: a real Kubernetes API server per test binary
 //! ([`k8s`]), a wire-faithful Azure Key Vault + Entra ID stand-in ([`keyvault`]), and GitHub and Azure DevOps
-//! pull request API stand-ins ([`pullrequests`]).
+//! pull request API stand-ins ([`pullrequests`]), the in-process unseal controller's test configuration
+//! ([`unseal`]).
 
 pub mod k8s;
 pub mod keyvault;
 pub mod pullrequests;
+pub mod unseal;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

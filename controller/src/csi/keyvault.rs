@@ -24,26 +24,7 @@ use super::identity::VaultClients;
 use super::metrics::Metrics;
 use arcseal_keyvault::params::ObjectType;
 
-/// Bounds on waiting for a throttled or failing Key Vault.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// The longest total time one object's fetch may spend waiting between attempts.
-    pub max_total_wait: Duration,
-    /// First backoff when the service gives no Retry-After.
-    pub initial_backoff: Duration,
-    /// Most attempts.
-    pub max_attempts: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_total_wait: Duration::from_secs(20),
-            initial_backoff: Duration::from_millis(250),
-            max_attempts: 6,
-        }
-    }
-}
+pub use arcseal_keyvault::retry::RetryPolicy;
 
 /// What Key Vault (or Entra ID) answered, classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

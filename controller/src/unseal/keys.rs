@@ -137,6 +137,9 @@ impl KeySet {
 pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     epoch: AtomicU64,
+    /// Why the keys are served from the cached Secrets rather than the Key Vault they are kept in, by what failed
+    /// (`sync`, `renewal`); empty: no vault, or the last attempt of each succeeded.
+    degraded: RwLock<BTreeMap<&'static str, String>>,
 }
 
 impl KeyStore {
@@ -160,6 +163,24 @@ impl KeyStore {
             self.epoch.fetch_add(1, Ordering::SeqCst);
         }
         changed
+    }
+
+    /// Records whether the last `what` (`sync`, `renewal`) with the Key Vault holding the keys failed, and why (no
+    /// key material). Each kind is cleared only by its own next success.
+    pub fn set_degraded(&self, what: &'static str, reason: Option<String>) {
+        if let Ok(mut d) = self.degraded.write() {
+            match reason {
+                Some(r) => d.insert(what, r),
+                None => d.remove(what),
+            };
+        }
+    }
+
+    /// Why the keys are served from cache only, if they are (see [`Self::set_degraded`]).
+    pub fn degraded(&self) -> Option<String> {
+        let d = self.degraded.read().ok()?;
+        (!d.is_empty())
+            .then(|| d.iter().map(|(what, why)| format!("{what}: {why}")).collect::<Vec<_>>().join("; "))
     }
 
     /// Increases every time the set of keys changes.
@@ -261,8 +282,8 @@ pub fn next_renewal(policy: &KeyPolicy, newest: Option<SystemTime>, now: SystemT
     })
 }
 
-/// Generates a key and its certificate (CPU-heavy: RSA-4096 takes seconds) and stores it as a key Secret.
-pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, String> {
+/// Generates a key and its certificate as the policy says (CPU-heavy: RSA-4096 takes seconds; runs off the runtime).
+pub async fn generate(policy: &KeyPolicy) -> Result<(PrivateKey, Certificate), String> {
     let (bits, params) = (
         policy.bits,
         CertificateParams {
@@ -271,13 +292,18 @@ pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, S
             validity: policy.ttl,
         },
     );
-    let (key, cert) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let key = PrivateKey::generate(bits).map_err(|e| format!("generating an RSA-{bits} key: {e}"))?;
         let cert = Certificate::self_signed(&key, &params).map_err(|e| format!("self-signing: {e}"))?;
         Ok::<_, String>((key, cert))
     })
     .await
-    .map_err(|e| format!("key generation task: {e}"))??;
+    .map_err(|e| format!("key generation task: {e}"))?
+}
+
+/// Generates a key and its certificate and stores it as a key Secret.
+pub async fn create_key(client: &Client, policy: &KeyPolicy) -> Result<String, String> {
+    let (key, cert) = generate(policy).await?;
     let secret = key_secret(&key, &cert, &policy.namespace)?;
     let created = Api::<Secret>::namespaced(client.clone(), &policy.namespace)
         .create(&PostParams::default(), &secret)
@@ -412,6 +438,23 @@ mod tests {
             cutoff,
             common_name: String::new(),
         }
+    }
+
+    #[test]
+    fn a_vault_failure_is_cleared_only_by_its_own_success() {
+        let store = KeyStore::default();
+        assert_eq!(store.degraded(), None);
+        store.set_degraded("renewal", Some("KeyVaultForbidden: secrets set".into()));
+        store.set_degraded("sync", None);
+        assert_eq!(store.degraded().as_deref(), Some("renewal: KeyVaultForbidden: secrets set"));
+        store.set_degraded("sync", Some("KeyVaultUnreachable".into()));
+        assert_eq!(
+            store.degraded().as_deref(),
+            Some("renewal: KeyVaultForbidden: secrets set; sync: KeyVaultUnreachable")
+        );
+        store.set_degraded("renewal", None);
+        store.set_degraded("sync", None);
+        assert_eq!(store.degraded(), None);
     }
 
     #[test]

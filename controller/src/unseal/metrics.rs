@@ -16,6 +16,7 @@
 //! | `watch_errors_total` (arcseal) | `code` (410: the watch relisted) |
 //! | `http_refused_total` (arcseal) | `reason` = rate_limited, busy, too_many_items, too_large, body_timeout |
 //! | `orphaned_keys` (arcseal, gauge) | |
+//! | `key_vault_degraded` (arcseal, gauge) | 1 while the last Key Vault sync or renewal failed (`--key-vault-url`; leader) |
 //! | `sealing_key_created_timestamp_seconds` (arcseal, gauge) | NotBefore of the sealing key (0: none) |
 //! | `sealing_key_expiry_timestamp_seconds` (arcseal, gauge) | NotAfter of its certificate (0: none) |
 //! | `key_renewal_due_timestamp_seconds` (arcseal, gauge) | when the next key is due (0: no renewal planned) |
@@ -123,6 +124,8 @@ pub struct Metrics {
     admission_reviews: Family<ReviewLabels, Counter>,
     /// `orphaned_keys`: keys still loaded whose key Secret was deleted.
     pub orphaned_keys: Gauge,
+    /// `key_vault_degraded`: 1 while the keys' Key Vault could not be synced with or refused a renewal.
+    pub key_vault_degraded: Gauge,
     /// `sealing_key_created_timestamp_seconds`.
     pub sealing_key_created: Gauge,
     /// `sealing_key_expiry_timestamp_seconds`.
@@ -220,6 +223,13 @@ impl Metrics {
             "Keys still loaded (they decrypt) whose key Secret was deleted; gone on restart (arcseal)",
             orphaned_keys.clone(),
         );
+        let key_vault_degraded = Gauge::default();
+        registry.register(
+            "key_vault_degraded",
+            "1 while the last sync with the sealing keys' Key Vault or a renewal in it failed: keys are served from \
+             the cached Secrets (--key-vault-url, leader only) (arcseal)",
+            key_vault_degraded.clone(),
+        );
         let timestamp = |registry: &mut Registry, name: &str, help: &str| {
             let gauge = Gauge::default();
             registry.register(name, help, gauge.clone());
@@ -254,6 +264,7 @@ impl Metrics {
             http_refused,
             admission_reviews,
             orphaned_keys,
+            key_vault_degraded,
             unseal_requests,
             unseal_errors,
             condition_info,

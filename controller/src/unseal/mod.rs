@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod redact;
 pub mod secret;
 pub mod template;
+pub mod vault;
 pub mod webhook;
 
 #[cfg(test)]
@@ -77,6 +78,8 @@ pub struct Config {
     /// the watch from the last resourceVersion seen, which gets 410 Gone once etcd has compacted it; the watchers
     /// then relist.
     pub watch_timeout: Option<u32>,
+    /// `--key-vault-url`: the keys are kept in Azure Key Vault and the key Secrets are a cache (see [`vault`]).
+    pub key_vault: Option<vault::KeyVaultConfig>,
 }
 
 /// Where and how the admission webhook is served.
@@ -287,8 +290,18 @@ async fn supervise(
             }
         };
         let end = futures::FutureExt::shared(end);
-        let renewer =
-            tokio::spawn(renew_keys(client.clone(), config.keys.clone(), store.clone(), keys_rx.clone()));
+        // With a Key Vault, sync before the first reconcile pass so a rebuilt cluster unseals everything on it.
+        let syncer = match &config.key_vault {
+            Some(kv) => Some(start_vault_sync(&client, &config, kv, &store, &metrics, keys_rx.clone()).await),
+            None => None,
+        };
+        let renewer = tokio::spawn(renew_keys(
+            client.clone(),
+            config.clone(),
+            store.clone(),
+            metrics.clone(),
+            keys_rx.clone(),
+        ));
         let webhook_cert = config
             .admission
             .as_ref()
@@ -298,6 +311,9 @@ async fn supervise(
         renewer.abort();
         if let Some(task) = webhook_cert {
             task.abort();
+        }
+        if let Some(syncer) = syncer {
+            syncer.abort();
         }
         metrics.is_leader.set(0);
         if *stop_rx.borrow() {
@@ -309,20 +325,54 @@ async fn supervise(
     }
 }
 
-/// Makes the first key and the periodic ones (leader only).
+/// The first Key Vault sync of a leader's term (waiting until the watch has loaded the vault's keys), then one every
+/// sync period in the returned task.
+async fn start_vault_sync(
+    client: &Client,
+    config: &Config,
+    kv: &vault::KeyVaultConfig,
+    store: &Arc<KeyStore>,
+    metrics: &Arc<Metrics>,
+    mut keys_rx: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let namespace = config.keys.namespace.clone();
+    let loaded = vault::sync_and_report(client, &namespace, &kv.keys, store, metrics, &recorder).await;
+    vault::wait_loaded(store, &mut keys_rx, &loaded, Duration::from_secs(30)).await;
+    let (client, kv, store, metrics) = (client.clone(), kv.clone(), store.clone(), metrics.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(kv.sync_period.max(Duration::from_secs(1))).await;
+            vault::sync_and_report(&client, &namespace, &kv.keys, &store, &metrics, &recorder).await;
+        }
+    })
+}
+
+/// Makes the first key and the periodic ones (leader only); with a Key Vault, in the vault first.
 async fn renew_keys(
     client: Client,
-    policy: KeyPolicy,
+    config: Config,
     store: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
     mut keys_rx: watch::Receiver<bool>,
 ) {
+    let policy = config.keys.clone();
+    let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance: Some(config.instance.clone()) };
+    let recorder = Recorder::new(client.clone(), reporter);
     loop {
         let newest = store.snapshot().newest().map(|k| k.not_before());
         let now = SystemTime::now();
         match keys::next_renewal(&policy, newest, now) {
             Some(due) if due <= now => {
                 let before = store.epoch();
-                match keys::create_key(&client, &policy).await {
+                let created = match &config.key_vault {
+                    Some(kv) => {
+                        vault::create_key(&client, &policy, &kv.keys, &store, &metrics, &recorder).await
+                    }
+                    None => keys::create_key(&client, &policy).await,
+                };
+                match created {
                     Ok(_) => {
                         // Wait until the watch has loaded it, so the next round sees it as newest.
                         let _ = tokio::time::timeout(Duration::from_secs(60), async {

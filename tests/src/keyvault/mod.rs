@@ -14,6 +14,11 @@
 //! sends each request to the loopback port and passes the original host in `x-standin-host`. In TLS mode the
 //! server presents a certificate for the given names, signed by a test CA, and the host comes from `Host`.
 //!
+//! Listing: `GET /secrets` pages the secrets' properties (latest version each: id without version, attributes,
+//! contentType, tags), 25 a page with `nextLink`, as List Secrets does. [`KeyVaultStandIn::deny`] takes a secret
+//! permission (`list`, `get`, `set`) away; [`KeyVaultStandIn::set_secret_enabled`] and
+//! [`KeyVaultStandIn::delete_secret`] play an operator disabling or deleting a secret.
+//!
 //! Writes: `PUT /secrets/{name}` (body `{"value","contentType","attributes","tags"}`) adds a version with a new 32-hex id
 //! and answers 200 with the whole secret, as Key Vault's Set Secret does; the vault must exist (any earlier
 //! `set_secret`, or [`KeyVaultStandIn::create_vault`]). Other writes are refused.
@@ -100,6 +105,8 @@ struct Vault {
     certs: HashMap<String, Vec<CertVersion>>,
     /// None: every authenticated principal may read.
     readers: Option<HashSet<String>>,
+    /// Secret permissions (`list`, `get`, `set`) taken away from every principal.
+    denied: HashSet<String>,
 }
 
 /// Request counts, by kind.
@@ -370,6 +377,53 @@ impl KeyVaultStandIn {
         })
     }
 
+    /// Takes a secret permission (`list`, `get` or `set`) away from every principal on `vault`: requests needing it
+    /// get Key Vault's 403 `Forbidden`/`AccessDenied` naming the permission.
+    pub fn deny(&self, vault: &str, permission: &str) {
+        self.with(|s| s.vaults.entry(vault.into()).or_default().denied.insert(permission.into()));
+    }
+
+    /// Gives back every permission taken by [`Self::deny`].
+    pub fn allow_all(&self, vault: &str) {
+        self.with(|s| s.vaults.entry(vault.into()).or_default().denied.clear());
+    }
+
+    /// Disables (or enables) the latest version of a secret, as `az keyvault secret set-attributes --enabled`.
+    pub fn set_secret_enabled(&self, vault: &str, name: &str, enabled: bool) {
+        self.with(|s| {
+            if let Some(v) =
+                s.vaults.get_mut(vault).and_then(|v| v.secrets.get_mut(name)).and_then(|v| v.last_mut())
+            {
+                v.enabled = enabled;
+            }
+        });
+    }
+
+    /// Deletes a secret with all its versions.
+    pub fn delete_secret(&self, vault: &str, name: &str) {
+        self.with(|s| s.vaults.get_mut(vault).and_then(|v| v.secrets.remove(name)));
+    }
+
+    /// Names of the secrets of `vault`.
+    pub fn secret_names(&self, vault: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .with(|s| s.vaults.get(vault).map(|v| v.secrets.keys().cloned().collect()).unwrap_or_default());
+        names.sort();
+        names
+    }
+
+    /// The tags of the latest version of a secret.
+    pub fn secret_tags(&self, vault: &str, name: &str) -> Value {
+        self.with(|s| {
+            s.vaults
+                .get(vault)
+                .and_then(|v| v.secrets.get(name))
+                .and_then(|v| v.last())
+                .map(|v| v.tags.clone())
+                .unwrap_or(Value::Null)
+        })
+    }
+
     /// Restricts reads of `vault` to these principals (client ids, `mi-system`, `mi-<client id>`).
     pub fn set_readers(&self, vault: &str, readers: &[&str]) {
         self.with(|s| {
@@ -403,9 +457,41 @@ impl KeyVaultStandIn {
         self.with(|s| s.faults.push(fault));
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.with(|s| s.faults.clear());
+    }
+
     /// Request counts so far.
     pub fn counters(&self) -> Counters {
         self.with(|s| s.counters.clone())
+    }
+
+    /// The sealing keys of `vault` under `prefix` as service principal `client_id` (registered with `secret`) reads
+    /// them, reached through `transport` (normally [`Self::transport`]), retrying quickly.
+    pub fn sealing_keys(
+        vault: &str,
+        prefix: &str,
+        client_id: &str,
+        secret: &str,
+        transport: Arc<dyn azure_core::http::HttpClient>,
+    ) -> arcseal_keyvault::sealing_keys::VaultKeys {
+        use arcseal_keyvault::sealing_keys::{RetryPolicy, VaultKeys, client_options};
+        let options = client_options(transport, "https://login.microsoftonline.com");
+        let credential = azure_identity::ClientSecretCredential::new(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            client_id.to_owned(),
+            azure_core::credentials::Secret::new(secret.to_owned()),
+            Some(azure_identity::ClientSecretCredentialOptions { client_options: options.clone() }),
+        )
+        .expect("credential");
+        let retry = RetryPolicy {
+            max_total_wait: Duration::from_secs(4),
+            initial_backoff: Duration::from_millis(50),
+            max_attempts: 5,
+        };
+        VaultKeys::new(&format!("https://{vault}.vault.azure.net/"), prefix, credential, options, retry)
+            .expect("sealing keys client")
     }
 
     /// Data-plane request paths so far.
@@ -631,6 +717,23 @@ async fn handle(
     };
     let base = format!("https://{host}");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let needed = match (&method, segments.as_slice()) {
+        (&hyper::Method::PUT, _) => "set",
+        (_, ["secrets"] | ["secrets", _, "versions"]) => "list",
+        _ => "get",
+    };
+    if segments.first() == Some(&"secrets")
+        && s.vaults.get(&vault_name).is_some_and(|v| v.denied.contains(needed))
+    {
+        return kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "The user, group or application 'appid={principal}' does not have secrets {needed} permission on key vault '{vault_name}'."
+            ),
+            Some("AccessDenied"),
+        );
+    }
     if method == hyper::Method::PUT {
         let created = clock.fetch_add(1, Ordering::SeqCst) as i64;
         return set_secret(&mut s, &vault_name, &base, &segments, &body, created);
@@ -668,6 +771,29 @@ async fn handle(
     };
     let attrs = |created: i64, enabled: bool| json!({"enabled": enabled, "created": created, "updated": created, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90});
     match segments.as_slice() {
+        ["secrets"] => {
+            let mut names: Vec<&String> = vault.secrets.keys().collect();
+            names.sort();
+            let items = names
+                .into_iter()
+                .filter_map(|name| {
+                    let v = vault.secrets[name].last()?;
+                    let mut j = json!({
+                        "id": format!("{base}/secrets/{name}"),
+                        "attributes": attrs(v.created, v.enabled),
+                        "tags": v.tags,
+                    });
+                    if let Some(ct) = &v.content_type {
+                        j["contentType"] = json!(ct);
+                    }
+                    if v.kid.is_some() {
+                        j["managed"] = json!(true);
+                    }
+                    Some(j)
+                })
+                .collect();
+            page(items, format!("{base}/secrets"))
+        }
         ["secrets", name, rest @ ..] => {
             let Some(versions) = vault.secrets.get(*name) else {
                 return kv_error(

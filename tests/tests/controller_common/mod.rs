@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use arcseal_controller::unseal::crd::{SealedSecret, SealedSecretSpec};
-use arcseal_controller::unseal::keys::{self, KeyPolicy};
+use arcseal_controller::unseal::keys;
 use arcseal_controller::unseal::{self, Config, Handles};
 use arcseal_crypto::{Certificate, CertificateParams, PrivateKey, PublicKey, Scope};
 use arcseal_tests::k8s::{self, TestNamespace, poll};
@@ -39,32 +39,7 @@ impl Running {
     }
 }
 
-pub fn config(key_namespace: &str, watch: &[&str]) -> Config {
-    Config {
-        keys: KeyPolicy {
-            namespace: key_namespace.to_owned(),
-            bits: 2048,
-            ttl: arcseal_crypto::DEFAULT_CERT_VALIDITY,
-            renew_period: Duration::ZERO,
-            cutoff: None,
-            common_name: String::new(),
-        },
-        watch_namespaces: watch.iter().map(|s| (*s).to_owned()).collect(),
-        workers: 4,
-        resync: Duration::from_secs(2),
-        listen_addr: Some("127.0.0.1:0".parse().unwrap()),
-        metrics_addr: None,
-        http_limits: unseal::http::HttpLimits {
-            request_rate: 100.0,
-            request_burst: 100,
-            ..unseal::http::HttpLimits::default()
-        },
-        leader_election: None,
-        instance: "test".into(),
-        watch_timeout: None,
-        admission: None,
-    }
-}
+pub use arcseal_tests::unseal::config;
 
 pub async fn start(client: Client, config: Config) -> Running {
     let (tx, rx) = oneshot::channel();

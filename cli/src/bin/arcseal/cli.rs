@@ -23,11 +23,14 @@ pub enum Command {
     /// Check SealedSecret manifests offline: structure, values, scope, certificate, keys.
     Validate(ValidateArgs),
     /// Re-seal every SealedSecret under a path to the newest key, editing only the changed values.
-    Rotate(RotateArgs),
+    Rotate(Box<RotateArgs>),
     /// Generate a sealing key pair and the controller's self-signed certificate.
     Keygen(KeygenArgs),
     /// Show a sealing certificate: fingerprint, subject, validity.
     Cert(CertArgs),
+    /// Sealing keys in Azure Key Vault: move existing keys into a vault once, or back the vault's keys up to a file.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// One screen on a cluster: controller replicas and leader, keys, SealedSecrets by condition, recent events.
     /// Exit 0 healthy, 3 degraded (needs a look), 4 unhealthy (nothing unseals), 1 cannot tell.
     Status(StatusArgs),
@@ -240,10 +243,12 @@ pub struct UnsealArgs {
         long = "private-key",
         visible_alias = "recovery-private-key",
         value_delimiter = ',',
-        required = true,
+        required_unless_present = "key_vault_url",
         value_name = "FILE"
     )]
     pub private_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub key_vault: VaultKeyArgs,
     /// kubeseal compatibility; no effect.
     #[arg(long, hide = true)]
     pub recovery_unseal: bool,
@@ -290,10 +295,12 @@ pub struct RotateArgs {
     #[arg(
         long = "private-key",
         value_delimiter = ',',
-        required_unless_present_any = ["controller_url", "online", "all_clusters"],
+        required_unless_present_any = ["controller_url", "online", "all_clusters", "key_vault_url"],
         value_name = "FILE"
     )]
     pub private_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    pub key_vault: VaultKeyArgs,
     /// Online instead: re-seal through this controller's /v1/rotate (https, or http on loopback, e.g.
     /// after `kubectl port-forward`); rotates to its /v1/cert.pem.
     #[arg(long, value_name = "URL", conflicts_with_all = ["private_keys", "cert"])]
@@ -304,8 +311,9 @@ pub struct RotateArgs {
     pub online: bool,
     /// Rotate every cluster of the repository config (.arcseal.yaml) in one run: each file under PATH
     /// with its own cluster's keys (--cluster-key), to the newest certificate among them; or with
-    /// --online, through each cluster's controller (its kubeconfig context from the config).
-    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url"])]
+    /// --online, through each cluster's controller (its kubeconfig context from the config). Not with
+    /// --key-vault-url: one vault's keys are one cluster's.
+    #[arg(long, conflicts_with_all = ["private_keys", "cert", "controller_url", "key_vault_url"])]
     pub all_clusters: bool,
     /// `NAME=FILE`: a cluster's private keys (its controller's key Secret backup, or PEM), for
     /// --all-clusters. Repeatable; one per cluster that has SealedSecrets under PATH.
@@ -444,4 +452,62 @@ pub enum StatusFormat {
     Text,
     /// One JSON object, for scripts.
     Json,
+}
+
+/// Where the cluster's sealing keys are kept in Azure Key Vault (the controller's `--key-vault-url`). Identity from
+/// the environment: AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_TENANT_ID, AZURE_CLIENT_ID and
+/// AZURE_CLIENT_SECRET (service principal).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Sealing keys in Azure Key Vault")]
+pub struct VaultKeyArgs {
+    /// The vault keeping the sealing keys, e.g. https://myvault.vault.azure.net/ (read instead of key files).
+    #[arg(long, value_name = "URL")]
+    pub key_vault_url: Option<String>,
+    /// Name prefix of the cluster's key pairs in the vault (the controller's --key-vault-key-prefix).
+    #[arg(long, value_name = "PREFIX", default_value = arcseal_keyvault::sealing_keys::DEFAULT_PREFIX)]
+    pub key_vault_key_prefix: String,
+    /// Entra ID authority host (other clouds, private clouds).
+    #[arg(long, value_name = "URL", default_value = "https://login.microsoftonline.com")]
+    pub key_vault_authority_host: String,
+    /// PEM bundle of extra CAs to trust for the vault and Entra ID.
+    #[arg(long, value_name = "FILE")]
+    pub key_vault_ca_bundle: Option<PathBuf>,
+    /// Connect to HOST at ADDR:PORT instead of resolving it (private endpoints without DNS).
+    #[arg(long, value_name = "HOST=ADDR:PORT", hide = true)]
+    pub key_vault_resolve: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Store key pairs in the vault, once: PEM files (key and its certificate) or the controller's key Secret backup
+    /// (kubectl get secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml). Keys already in
+    /// the vault are skipped. Prints names and fingerprints only.
+    Import(KeysImportArgs),
+    /// Write the vault's key pairs to a key Secret backup file (mode 0600, never to a terminal), readable by
+    /// `arcseal unseal --private-key` and `kubectl apply`.
+    Export(KeysExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysImportArgs {
+    /// Key files: PEM with its CERTIFICATE block, or key Secret backups (Secret, several documents or a v1 List).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub key_vault: VaultKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysExportArgs {
+    /// The backup file to write (atomically, mode 0600).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Namespace written into the key Secrets (the controller's).
+    #[arg(long, default_value = "kube-system")]
+    pub namespace: String,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub key_vault: VaultKeyArgs,
 }

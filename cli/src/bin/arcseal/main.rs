@@ -26,8 +26,8 @@ use clap::{CommandFactory, Parser};
 use zeroize::Zeroizing;
 
 use crate::cli::{
-    CertArgs, Cli, ClusterArgs, Command, KeygenArgs, KubesealCli, RotateArgs, SealArgs, StatusArgs,
-    StatusFormat, UnsealArgs, ValidateArgs,
+    CertArgs, Cli, ClusterArgs, Command, KeygenArgs, KeysCommand, KubesealCli, RotateArgs, SealArgs,
+    StatusArgs, StatusFormat, UnsealArgs, ValidateArgs, VaultKeyArgs,
 };
 
 /// Exit status after a closed stdout (`arcseal cert | head -1`): what a shell reports for SIGPIPE.
@@ -92,9 +92,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seal(args) => seal(args, Personality::Arcseal),
         Command::Unseal(args) => unseal(args),
         Command::Validate(args) => validate(args),
-        Command::Rotate(args) => rotate(args),
+        Command::Rotate(args) => rotate(*args),
         Command::Keygen(args) => keygen(args),
         Command::Cert(args) => cert(args),
+        Command::Keys(command) => keys_command(command),
         Command::Completion { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "arcseal", &mut text);
@@ -218,6 +219,7 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
             output: args.output,
             format: args.format,
             private_keys: args.recovery_private_key,
+            key_vault: VaultKeyArgs::default(),
             recovery_unseal: true,
         });
     }
@@ -425,8 +427,85 @@ fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
     Ok(ring)
 }
 
+/// `--key-vault-url` and its companions, or `None` when no vault is named.
+fn vault_access(args: &VaultKeyArgs) -> anyhow::Result<Option<arcseal::vault_keys::VaultAccess>> {
+    let Some(url) = args.key_vault_url.clone().filter(|u| !u.is_empty()) else { return Ok(None) };
+    let resolve = parse_resolve(&args.key_vault_resolve)?;
+    Ok(Some(arcseal::vault_keys::VaultAccess {
+        url,
+        prefix: args.key_vault_key_prefix.clone(),
+        authority_host: args.key_vault_authority_host.clone(),
+        ca_bundle: args.key_vault_ca_bundle.clone(),
+        resolve,
+    }))
+}
+
+/// The key pairs kept in the vault `args` names (none when it names none).
+fn vault_key_pairs(args: &VaultKeyArgs) -> anyhow::Result<Vec<(PrivateKey, Certificate)>> {
+    let Some(access) = vault_access(args)? else { return Ok(Vec::new()) };
+    let pairs = arcseal::vault_keys::load(&access)?;
+    if pairs.is_empty() {
+        bail!(
+            "Key Vault {}: no sealing key pair under the prefix {:?} (check --key-vault-key-prefix)",
+            access.url,
+            access.prefix
+        );
+    }
+    eprintln!("read {} sealing key pair(s) from Key Vault {}", pairs.len(), access.url);
+    Ok(pairs)
+}
+
+fn keys_command(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Import(args) => {
+            let access = vault_access(&args.key_vault)?.context("keys import needs --key-vault-url")?;
+            let mut pairs = Vec::new();
+            for path in &args.files {
+                for (key, cert) in keys::key_pairs_from_file(path)? {
+                    let cert = cert.with_context(|| {
+                        format!(
+                            "{}: key {} has no certificate with it; the controller seals with the certificate, so \
+                             import the key Secret backup (it carries tls.crt) or a PEM file holding both",
+                            path.display(),
+                            key.fingerprint()
+                        )
+                    })?;
+                    pairs.push((key, cert));
+                }
+            }
+            for imported in arcseal::vault_keys::import(&access, &pairs)? {
+                let what = if imported.written { "imported" } else { "already in the vault" };
+                eprintln!("{what}: {} (sha256:{})", imported.name, imported.fingerprint);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Export(args) => {
+            if args.out.as_os_str() == "-" {
+                bail!("--out -: keys export writes to a file only (mode 0600), never to a terminal or pipe");
+            }
+            if args.out.exists() && !args.force {
+                bail!(
+                    "{}: already exists; keys export never overwrites a key file (pass --force)",
+                    args.out.display()
+                );
+            }
+            vault_access(&args.key_vault)?.context("keys export needs --key-vault-url")?;
+            let pairs = vault_key_pairs(&args.key_vault)?;
+            let secrets = pairs
+                .iter()
+                .map(|(key, cert)| keys::key_secret(key, cert, &args.namespace))
+                .collect::<Result<Vec<_>, _>>()?;
+            let text = Zeroizing::new(output::render(&secrets, Format::choose(None, Some(&args.out)))?);
+            output::write_atomic(&args.out, text.as_bytes(), Access::Private)?;
+            eprintln!("wrote {} key pair(s) to {} (mode 0600)", pairs.len(), args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
-    let ring = key_ring(&args.private_keys)?;
+    let mut ring = key_ring(&args.private_keys)?;
+    vault_key_pairs(&args.key_vault)?.into_iter().for_each(|(key, _)| ring.insert(key));
     let source = read_input(args.input.as_deref())?;
     let docs = input::documents(&source)?;
     if docs.is_empty() {
@@ -743,7 +822,11 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 fn single_cluster_plan(
     args: &RotateArgs,
 ) -> anyhow::Result<(arcseal::rotate::Plan, Vec<std::path::PathBuf>)> {
-    let (ring, certs) = key_backups(&args.private_keys)?;
+    let (mut ring, mut certs) = key_backups(&args.private_keys)?;
+    for (key, cert) in vault_key_pairs(&args.key_vault)? {
+        ring.insert(key);
+        certs.push(cert);
+    }
     let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
         .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let target = match (args.cert.cert.as_deref(), &controller) {
@@ -765,15 +848,19 @@ fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
         keyvault_dns_suffix: args.keyvault_dns_suffix.clone(),
     };
     overrides.validate()?;
-    let resolve = args
-        .resolve
+    let resolve = parse_resolve(&args.resolve)?;
+    Ok(keyvault::Settings { http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?, overrides })
+}
+
+/// `--resolve HOST=ADDR:PORT` pairs.
+fn parse_resolve(specs: &[String]) -> anyhow::Result<Vec<(String, std::net::SocketAddr)>> {
+    specs
         .iter()
         .map(|r| {
             let (host, addr) = r.split_once('=').context("--resolve takes HOST=ADDR:PORT")?;
             Ok((host.to_owned(), addr.parse().with_context(|| format!("--resolve {r:?}: not ADDR:PORT"))?))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(keyvault::Settings { http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?, overrides })
+        .collect()
 }
 
 /// The commit message: the re-sealed items, then the Key Vault versions written.

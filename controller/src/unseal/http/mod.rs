@@ -4,7 +4,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` at once (liveness must not wait for a slow start) |
-//! | `GET /readyz` | 200 once keys and caches are synced, 503 before |
+//! | `GET /readyz` | 200 once keys and caches are synced (`degraded: <why>` when the keys' Key Vault is not reachable), 503 before |
 //! | `GET /v1/cert.pem` | the newest certificate, one PEM block |
 //! | `POST /v1/verify` | a SealedSecret (JSON or YAML): 200 if every item decrypts, 409 if not, 400 if unparsable |
 //! | `POST /v1/rotate` | a SealedSecret: 200 + the same object with every item re-sealed to the newest key |
@@ -124,7 +124,11 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next:
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
     if api.ready.load(Ordering::SeqCst) {
-        "ok".into_response()
+        // Serving from the cached key Secrets still unseals: ready, but say why it is degraded.
+        match api.keys.degraded() {
+            Some(reason) => format!("degraded: {reason}").into_response(),
+            None => "ok".into_response(),
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "keys and caches are not synced yet").into_response()
     }
