@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use arcseal_crypto::{KeyRing, Scope};
+use arcseal_crypto::KeyRing;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -94,9 +94,5 @@ fn open_legacy(
 
 /// The scope a SealedSecret is opened under, for messages.
 pub fn describe_scope(sealed: &SealedSecret) -> String {
-    match sealed.scope() {
-        Scope::Strict => format!("strict ({}/{})", sealed.namespace(), sealed.name()),
-        Scope::NamespaceWide => format!("namespace-wide ({})", sealed.namespace()),
-        Scope::ClusterWide => "cluster-wide".to_owned(),
-    }
+    sealed.scope().describe(sealed.namespace(), sealed.name())
 }

@@ -63,6 +63,15 @@ impl Scope {
         }
     }
 
+    /// The scope with what it binds, as errors name it: `strict (ns/name)`, `namespace-wide (ns)`, `cluster-wide`.
+    pub fn describe(self, namespace: &str, name: &str) -> String {
+        match self {
+            Scope::Strict => format!("strict ({namespace}/{name})"),
+            Scope::NamespaceWide => format!("namespace-wide ({namespace})"),
+            Scope::ClusterWide => "cluster-wide".to_owned(),
+        }
+    }
+
     /// The name kubeseal uses for this scope on its command line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -185,6 +194,13 @@ mod tests {
         let map: BTreeMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Scope::from_annotations(|k| map.get(k).map(String::as_str))
+    }
+
+    #[test]
+    fn descriptions_name_what_the_scope_binds() {
+        assert_eq!(Scope::Strict.describe("ns", "n"), "strict (ns/n)");
+        assert_eq!(Scope::NamespaceWide.describe("ns", "n"), "namespace-wide (ns)");
+        assert_eq!(Scope::ClusterWide.describe("ns", "n"), "cluster-wide");
     }
 
     #[test]

@@ -222,14 +222,6 @@ fn names(items: &[String]) -> String {
     shown.join(", ")
 }
 
-fn describe_scope(ss: &SealedSecret, namespace: &str, name: &str) -> String {
-    match ss.scope() {
-        arcseal_crypto::Scope::Strict => format!("strict ({namespace}/{name})"),
-        arcseal_crypto::Scope::NamespaceWide => format!("namespace-wide ({namespace})"),
-        arcseal_crypto::Scope::ClusterWide => "cluster-wide".to_owned(),
-    }
-}
-
 /// Whether an UPDATE leaves everything the verdict depends on as it was (a label, a finalizer, the template): then
 /// the object is admitted unchecked, so metadata edits never fail because a key was retired since.
 fn same_sealed_content(old: &SealedSecret, new: &SealedSecret) -> bool {
@@ -374,7 +366,7 @@ pub fn check_object(
     }
     rsa_ops.fetch_add(spent.load(Ordering::Relaxed), Ordering::Relaxed);
 
-    let scope = describe_scope(ss, namespace, name);
+    let scope = ss.scope().describe(namespace, name);
     for (fault, items) in &faults {
         reason.get_or_insert(fault.reason());
         refusals.push(format!("items {}: {}", names(items), fault.describe(&scope)));
