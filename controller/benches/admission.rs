@@ -112,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let connections = arcseal_controller::listener::ConnectionLimits::PROBES;
-    let server_config = serving.server_config();
+    let server_config = serving.server_config()?;
     tokio::spawn(arcseal_controller::listener::serve_tls(listener, router, connections, server_config));
 
     let client = reqwest::Client::builder()

@@ -97,6 +97,9 @@ pub struct AdmissionConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The admission webhook's TLS settings were refused.
+    #[error("the admission webhook's TLS configuration: {0}")]
+    Tls(rustls::Error),
     /// A listener could not be bound.
     #[error("binding {what} {addr}: {source}")]
     Bind {
@@ -187,7 +190,8 @@ pub async fn start(
         tokio::spawn(webhook::tls::watch(client.clone(), admission.tls.clone(), serving.clone()));
         let router =
             webhook::router(webhook::Webhook::new(store.clone(), metrics.clone(), admission.limits.clone()));
-        let (connections, tls) = (http::connection_limits(&config.http_limits), serving.server_config());
+        let tls = serving.server_config().map_err(RunError::Tls)?;
+        let connections = http::connection_limits(&config.http_limits);
         tokio::spawn(async move {
             if let Err(e) = crate::listener::serve_tls(listener, router, connections, tls).await {
                 tracing::error!(error = %e, "admission webhook stopped");

@@ -91,18 +91,15 @@ impl ServingCert {
         self.0.read().is_ok_and(|s| s.is_some())
     }
 
-    /// A rustls server config serving whatever is current (HTTP/1.1 only, TLS 1.2 and 1.3).
-    pub fn server_config(self: &Arc<Self>) -> Arc<rustls::ServerConfig> {
+    /// A rustls server config serving whatever is current (HTTP/1.1 only, TLS 1.2 and 1.3, aws-lc-rs).
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_no_client_auth().with_cert_resolver(self.clone()));
-        let mut config = config.unwrap_or_else(|_| {
-            // The default provider supports the default versions; this branch is unreachable in practice.
-            rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(self.clone())
-        });
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
+        Ok(Arc::new(config))
     }
 }
 
