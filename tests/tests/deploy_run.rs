@@ -190,11 +190,12 @@ impl Running {
     }
 
     /// A request the API server denied: the RBAC is too narrow. (Writes into a namespace being deleted by an earlier
-    /// test are refused with 403 too, for another reason; those are not RBAC's.)
+    /// test are refused with 403 too, for another reason; those are not RBAC's.) 403 is matched as a whole number:
+    /// a timestamp's microseconds (`19:32:22.284032Z`) once passed for a denial.
     fn denials(&self) -> Vec<String> {
         self.log()
             .lines()
-            .filter(|l| (l.contains("Forbidden") || l.contains("403")) && !l.contains("being terminated"))
+            .filter(|l| (l.contains("Forbidden") || mentions_403(l)) && !l.contains("being terminated"))
             .map(|l| l.chars().take(400).collect())
             .collect()
     }
@@ -205,6 +206,19 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// Whether a log line holds the number 403 on its own (not as digits inside a longer number).
+fn mentions_403(line: &str) -> bool {
+    line.split(|c: char| !c.is_ascii_digit()).any(|number| number == "403")
+}
+
+#[test]
+fn a_timestamp_is_not_a_denial() {
+    assert!(!mentions_403("2026-11-30T19:32:22.284032Z  WARN unseal failed"));
+    assert!(!mentions_403("port 4030 and 1403"));
+    assert!(mentions_403("ApiError: forbidden (ErrorResponse { reason: \"Forbidden\", code: 403 })"));
+    assert!(mentions_403("HTTP status client error (403) for url"));
 }
 
 impl Drop for Running {
