@@ -54,6 +54,7 @@ async fn serve_child() -> Result<(), Box<dyn std::error::Error>> {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::default(),
         admission: Admission::new(limits.clone()),
+        webhook_cert: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?.port());

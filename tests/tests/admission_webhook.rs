@@ -174,7 +174,17 @@ async fn assert_refuses_misnamed(
     item: &str,
 ) {
     let misnamed = sealed(ns, name, Scope::Strict, key, &[(item, b"1")], Some(("o", name)));
-    let message = refusal(create(api, &misnamed, &PostParams::default()).await.unwrap_err());
+    // A webhook configuration takes effect a moment after it is written: an object admitted before is undone.
+    let mut outcome = create(api, &misnamed, &PostParams::default()).await;
+    for _ in 0..20 {
+        if outcome.is_err() {
+            break;
+        }
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        outcome = create(api, &misnamed, &PostParams::default()).await;
+    }
+    let message = refusal(outcome.unwrap_err());
     assert!(message.contains(&format!("{item:?}")), "{message}");
 }
 
@@ -317,9 +327,18 @@ async fn a_controller_that_is_down_blocks_nothing_under_ignore_and_everything_un
     let api: Api<SealedSecret> = ns.api();
 
     let hook = Hook::create(&ns.client(), &ns, &url(free), "Fail", None).await;
+    // The API server picks a new webhook configuration up a moment after it is created: a create admitted in that
+    // moment is undone, so the object's absence afterwards is the refusal's doing.
     let refused = poll("Fail refuses while the webhook is down", TIMEOUT, || async {
         Ok(match api.create(&PostParams::default(), &ss).await {
             Err(kube::Error::Api(s)) if s.message.contains("failed calling webhook") => Some(s.message),
+            Ok(_) => {
+                api.delete("any", &DeleteParams::default()).await.map_err(|source| k8s::Error::Kube {
+                    what: "deleting a SealedSecret admitted before the webhook took effect".into(),
+                    source,
+                })?;
+                None
+            }
             _ => None,
         })
     })
@@ -387,6 +406,18 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
         validity: Duration::from_secs(3600),
     })?;
     secrets.delete("arcseal-admission-tls", &DeleteParams::default()).await?;
+    // Until cert-manager has issued the Secret, a replica holds no serving certificate and must not be Ready: under
+    // Fail the API server would be routed to a TLS listener with nothing to serve.
+    let mut issued_elsewhere = config(ns.name(), &[ns.name()]);
+    issued_elsewhere.admission = Some(admission(ns.name(), "", false));
+    let running = start(ns.client(), issued_elsewhere).await;
+    poll("the keys are loaded", TIMEOUT, || async {
+        Ok(running.handles.ready.load(std::sync::atomic::Ordering::SeqCst).then_some(()))
+    })
+    .await?;
+    let unready = reqwest::get(running.url("/readyz")).await?;
+    assert_eq!(unready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(unready.text().await?.contains("serving certificate"));
     let issued = Secret {
         metadata: ObjectMeta { name: Some("arcseal-admission-tls".into()), ..ObjectMeta::default() },
         type_: Some("kubernetes.io/tls".into()),
@@ -398,16 +429,16 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
         ..Secret::default()
     };
     secrets.create(&PostParams::default(), &issued).await?;
-    let mut issued_elsewhere = config(ns.name(), &[ns.name()]);
-    issued_elsewhere.admission = Some(admission(ns.name(), "", false));
-    let running = start(ns.client(), issued_elsewhere).await;
     let addr = running.handles.admission_addr.expect("webhook bound");
     let hook = Hook::create(&ns.client(), &ns, &url(addr), "Fail", Some(material.ca_pem.as_bytes())).await;
     poll("the issued certificate is loaded", TIMEOUT, || async {
         Ok(running.handles.admission_cert.as_ref().is_some_and(|c| c.is_loaded()).then_some(()))
     })
     .await?;
-    wait_ready(&running).await;
+    poll("/readyz answers 200 once the certificate is loaded", TIMEOUT, || async {
+        Ok(reqwest::get(running.url("/readyz")).await.is_ok_and(|r| r.status().is_success()).then_some(()))
+    })
+    .await?;
     assert_refuses_misnamed(&api, ns.name(), &key, "b", "y").await;
     let unchanged = secrets.get("arcseal-admission-tls").await?;
     assert_eq!(

@@ -202,6 +202,7 @@ fn everything_said(items: &BTreeMap<String, Vec<u8>>, template: &str) -> Vec<Str
             metrics: metrics.clone(),
             ready: Arc::default(),
             admission: Admission::new(HttpLimits::default()),
+            webhook_cert: None,
         });
         for route in ["/v1/verify", "/v1/rotate"] {
             let request = Request::post(route)

@@ -143,6 +143,8 @@ pub async fn start(
     let store = Arc::new(KeyStore::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (mut http_addr, mut metrics_addr) = (None, None);
+    // Made before the HTTP API so `/readyz` can wait for it.
+    let admission_cert = config.admission.as_ref().map(|_| Arc::new(webhook::tls::ServingCert::default()));
     if let Some(addr) = config.listen_addr {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Bind {
             what: "--listen-addr",
@@ -155,6 +157,7 @@ pub async fn start(
             metrics: metrics.clone(),
             ready: ready.clone(),
             admission: http::Admission::new(config.http_limits.clone()),
+            webhook_cert: admission_cert.clone(),
         });
         let limits = config.http_limits.clone();
         tokio::spawn(async move {
@@ -179,14 +182,12 @@ pub async fn start(
         });
     }
 
-    let (mut admission_addr, mut admission_cert) = (None, None);
-    if let Some(admission) = &config.admission {
+    let mut admission_addr = None;
+    if let (Some(admission), Some(serving)) = (&config.admission, &admission_cert) {
         let listener = tokio::net::TcpListener::bind(admission.addr)
             .await
             .map_err(|source| RunError::Bind { what: "--admission-addr", addr: admission.addr, source })?;
         admission_addr = listener.local_addr().ok();
-        let serving = Arc::new(webhook::tls::ServingCert::default());
-        admission_cert = Some(serving.clone());
         tokio::spawn(webhook::tls::watch(client.clone(), admission.tls.clone(), serving.clone()));
         let router =
             webhook::router(webhook::Webhook::new(store.clone(), metrics.clone(), admission.limits.clone()));

@@ -4,7 +4,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /healthz` | `ok` at once (liveness must not wait for a slow start) |
-//! | `GET /readyz` | 200 once keys and caches are synced (`degraded: <why>` when the keys' Key Vault is not reachable), 503 before |
+//! | `GET /readyz` | 200 once keys and caches are synced and, with `--admission-addr`, the webhook's serving certificate is loaded (`degraded: <why>` when the keys' Key Vault is not reachable), 503 before |
 //! | `GET /v1/cert.pem` | the newest certificate, one PEM block |
 //! | `POST /v1/verify` | a SealedSecret (JSON or YAML): 200 if every item decrypts, 409 if not, 400 if unparsable |
 //! | `POST /v1/rotate` | a SealedSecret: 200 + the same object with every item re-sealed to the newest key |
@@ -74,6 +74,9 @@ pub struct Api {
     pub ready: Arc<AtomicBool>,
     /// Admission control of `/v1/verify` and `/v1/rotate`.
     pub admission: Arc<Admission>,
+    /// The admission webhook's serving certificate, when the webhook is served: a replica is not ready until it
+    /// holds one, so under `failurePolicy: Fail` the API server is never sent to a replica that would fail TLS.
+    pub webhook_cert: Option<Arc<super::webhook::tls::ServingCert>>,
 }
 
 /// The API router.
@@ -123,6 +126,13 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next:
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
+    if api.webhook_cert.as_ref().is_some_and(|cert| !cert.is_loaded()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the admission webhook's serving certificate is not loaded yet (see --admission-tls-secret)",
+        )
+            .into_response();
+    }
     if api.ready.load(Ordering::SeqCst) {
         // Serving from the cached key Secrets still unseals: ready, but say why it is degraded.
         match api.keys.degraded() {

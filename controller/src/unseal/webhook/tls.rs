@@ -383,4 +383,37 @@ mod tests {
             1
         );
     }
+
+    #[tokio::test]
+    async fn a_replica_is_not_ready_until_it_holds_a_serving_certificate() {
+        use crate::unseal::http;
+        use axum::body::Body;
+        use axum::extract::ConnectInfo;
+        use axum::http::{Request, StatusCode};
+        use tower::ServiceExt as _;
+
+        let serving = Arc::new(ServingCert::default());
+        let api = Arc::new(http::Api {
+            keys: Arc::default(),
+            metrics: Arc::new(crate::unseal::metrics::Metrics::new()),
+            ready: Arc::new(true.into()),
+            admission: http::Admission::new(http::HttpLimits::default()),
+            webhook_cert: Some(serving.clone()),
+        });
+        let readyz = || async {
+            let request = Request::get("/readyz")
+                .extension(ConnectInfo::<std::net::SocketAddr>(([127, 0, 0, 1], 9).into()))
+                .body(Body::empty())
+                .unwrap();
+            let response = http::router(api.clone()).oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let (status, body) = readyz().await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("serving certificate"), "{body}");
+        serving.set(read_secret(&secret_of(&material(SystemTime::now())), &config()).unwrap().certified);
+        assert_eq!(readyz().await, (StatusCode::OK, "ok".to_owned()));
+    }
 }
