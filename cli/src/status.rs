@@ -381,26 +381,18 @@ fn keys_status(secrets: Vec<Secret>, controller: &ControllerStatus, now: SystemT
     KeysStatus { keys, next_renewal: next_renewal.map(rfc3339), unreadable }
 }
 
-/// When the controller will make its next key: the newest active key's NotBefore plus the renewal period, or the
-/// cutoff if that comes first and the key predates it (the controller's rule, `unseal::keys::next_renewal`).
+/// When the controller will make its next key, by the controller's own rule ([`arcseal_crypto::next_key_due`]).
 fn next_renewal(
     controller: &ControllerStatus,
     newest: Option<SystemTime>,
     now: SystemTime,
 ) -> Option<SystemTime> {
-    let Some(newest) = newest else { return Some(now) };
     let cutoff = controller
         .cutoff
         .as_deref()
         .and_then(|c| c.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .map(|t| system_time(t.as_second()))
-        .filter(|c| newest < *c);
-    let period = Duration::from_secs(controller.renew_period_seconds);
-    let due = (!period.is_zero()).then(|| newest + period);
-    match (due, cutoff) {
-        (Some(d), Some(c)) => Some(d.min(c)),
-        (d, c) => d.or(c),
-    }
+        .map(|t| system_time(t.as_second()));
+    arcseal_crypto::next_key_due(Duration::from_secs(controller.renew_period_seconds), cutoff, newest, now)
 }
 
 fn sealed_secrets_status(items: &[DynamicObject]) -> SealedSecretsStatus {

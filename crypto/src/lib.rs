@@ -1,5 +1,5 @@
 //! The cryptography of arcseal, and nothing else: the Bitnami sealed-secrets value format, its scopes,
-//! RSA keys and the controller's self-signed certificates. Pure: no file or network I/O, no async, no
+//! RSA keys, the controller's self-signed certificates and when its keys are due for renewal. Pure: no file or network I/O, no async, no
 //! Kubernetes types. The binaries depend on this crate and never on the backend (aws-lc-rs) directly.
 //!
 //! # Wire format (sealed-secrets v0.36, one value per Secret item)
@@ -50,6 +50,7 @@ pub mod jwk;
 mod keys;
 mod pem;
 pub mod pkcs12;
+mod renewal;
 mod scope;
 pub mod tls;
 mod value;
@@ -60,6 +61,7 @@ pub use cert::{Certificate, CertificateParams, DEFAULT_CERT_VALIDITY};
 pub use error::{CertError, DecryptError, EncryptError, KeyError, ValueError};
 pub use generate::random_string;
 pub use keys::{DEFAULT_KEY_BITS, Fingerprint, KeyRing, Opened, PrivateKey, PublicKey, SUPPORTED_KEY_BITS};
+pub use renewal::next_key_due;
 pub use scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, Scope, ScopeAnnotationProblem, ScopeParseError,
     scope_annotation_problems,

@@ -257,29 +257,9 @@ pub struct KeyPolicy {
 }
 
 /// When the next key is due, given the newest key's NotBefore. `None`: no renewal planned.
+/// (The rule is [`arcseal_crypto::next_key_due`], which `arcseal status` reports too.)
 pub fn next_renewal(policy: &KeyPolicy, newest: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
-    let Some(newest) = newest else { return Some(now) };
-    // Certificates carry whole seconds: a key made right at a sub-second cutoff has NotBefore = floor(cutoff).
-    let cutoff = policy.cutoff.map(|c| {
-        let since = c.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs())
-    });
-    let policy = &KeyPolicy { cutoff, ..policy.clone() };
-    if let Some(cutoff) = policy.cutoff
-        && newest < cutoff
-        && cutoff <= now
-    {
-        return Some(now);
-    }
-    if policy.renew_period.is_zero() {
-        // A future cutoff still schedules a renewal.
-        return policy.cutoff.filter(|c| newest < *c);
-    }
-    let due = newest + policy.renew_period;
-    Some(match policy.cutoff {
-        Some(c) if newest < c && c < due => c,
-        _ => due,
-    })
+    arcseal_crypto::next_key_due(policy.renew_period, policy.cutoff, newest, now)
 }
 
 /// Generates a key and its certificate as the policy says (CPU-heavy: RSA-4096 takes seconds; runs off the runtime).
@@ -429,17 +409,6 @@ pub async fn watch(
 mod tests {
     use super::*;
 
-    fn policy(renew_h: u64, cutoff: Option<SystemTime>) -> KeyPolicy {
-        KeyPolicy {
-            namespace: "kube-system".into(),
-            bits: 2048,
-            ttl: arcseal_crypto::DEFAULT_CERT_VALIDITY,
-            renew_period: Duration::from_secs(renew_h * 3600),
-            cutoff,
-            common_name: String::new(),
-        }
-    }
-
     #[test]
     fn a_vault_failure_is_cleared_only_by_its_own_success() {
         let store = KeyStore::default();
@@ -455,24 +424,6 @@ mod tests {
         store.set_degraded("renewal", None);
         store.set_degraded("sync", None);
         assert_eq!(store.degraded(), None);
-    }
-
-    #[test]
-    fn renewal_follows_period_and_cutoff() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let h = |n: u64| Duration::from_secs(n * 3600);
-        assert_eq!(next_renewal(&policy(720, None), None, t0), Some(t0), "no key: make one now");
-        assert_eq!(next_renewal(&policy(720, None), Some(t0), t0), Some(t0 + h(720)));
-        assert_eq!(next_renewal(&policy(0, None), Some(t0), t0 + h(10_000)), None, "0 disables");
-        // A cutoff in the past newer than the newest key: renew now.
-        assert_eq!(next_renewal(&policy(0, Some(t0 + h(1))), Some(t0), t0 + h(2)), Some(t0 + h(2)));
-        // A future cutoff before the period ends: renew at the cutoff.
-        assert_eq!(next_renewal(&policy(720, Some(t0 + h(5))), Some(t0), t0), Some(t0 + h(5)));
-        // A key made within the cutoff's second satisfies it (NotBefore has whole seconds).
-        let sub_second = t0 + h(5) + Duration::from_millis(700);
-        assert_eq!(next_renewal(&policy(0, Some(sub_second)), Some(t0 + h(5)), t0 + h(6)), None);
-        // A cutoff older than the newest key is satisfied.
-        assert_eq!(next_renewal(&policy(720, Some(t0 - h(5))), Some(t0), t0), Some(t0 + h(720)));
     }
 
     #[test]
