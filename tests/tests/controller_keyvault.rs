@@ -2,7 +2,7 @@
 //! kube-apiserver, the Key Vault stand-in driven by the official SDK. Cold start from the vault, a rebuilt cluster
 //! (a fresh namespace, no key Secrets) unsealing SealedSecrets sealed before on its first pass, renewal in the vault first, and the
 //! failure rules: vault unreachable at start, a missing permission, throttling, a key disabled or deleted in the vault,
-//! the vault refusing a renewal.
+//! the vault refusing a renewal; and two replicas under leader election, of which only the leader calls the vault.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -351,4 +351,103 @@ async fn clusters_sharing_a_vault_see_only_their_prefix() -> TestResult {
         ns.finish().await?;
     }
     Ok(())
+}
+
+/// Two replicas with leader election: only the leader talks to the vault. The other serves the vault's keys from the
+/// cache Secrets the leader writes (a key added to the vault reaches it that way), and takes over the vault sync
+/// when the leader goes.
+#[tokio::test]
+async fn a_replica_that_does_not_lead_serves_the_vaults_keys_from_the_cache_and_takes_over() -> TestResult {
+    use arcseal_controller::unseal::leader::LeaderConfig;
+    let vault = Vault::new().await;
+    let (first, _, _) = vault.add_key("ha").await;
+    let ns = namespace("kv-ha").await;
+    // Tokens so far (the test's own write); each replica's credential gets one when it first calls the vault.
+    let tokens = vault.kv.counters().tokens;
+    let replica = |identity: &str| {
+        let mut config = config(ns.name(), &[ns.name()]);
+        config.keys.renew_period = Duration::from_secs(3600);
+        config.key_vault = Some(vault.config("ha"));
+        config.instance = identity.to_owned();
+        config.leader_election = Some(LeaderConfig {
+            namespace: ns.name().to_owned(),
+            lease_name: "arcseal-unseal".into(),
+            identity: identity.to_owned(),
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(3),
+            retry_period: Duration::from_millis(500),
+        });
+        config
+    };
+    let mut replicas =
+        vec![("a", start(ns.client(), replica("a")).await), ("b", start(ns.client(), replica("b")).await)];
+    let leader = poll("one leader", TIMEOUT, || async {
+        let leaders = leading(&replicas);
+        Ok((leaders.len() == 1).then(|| leaders[0]))
+    })
+    .await?;
+    all_load(&replicas, &[&first]).await;
+    // Only the leader authenticated to the vault.
+    assert_eq!(vault.kv.counters().tokens, tokens + 1, "the replica that does not lead called the vault");
+    for (id, running) in &replicas {
+        assert_eq!(readyz(running).await, (200, "ok".to_owned()), "replica {id}");
+    }
+
+    // A key imported into the vault (by `arcseal keys import` or another cluster) reaches both replicas.
+    let (second, _, _) = vault.add_key("ha").await;
+    all_load(&replicas, &[&first, &second]).await;
+
+    // The leader goes (released on stop); the other replica leads, syncs from the vault and unseals.
+    let tokens = vault.kv.counters().tokens;
+    let position = replicas.iter().position(|(id, _)| *id == leader).expect("the leader is a replica");
+    let (_, stopped) = replicas.remove(position);
+    stopped.stop().await;
+    let survivor =
+        poll("the other replica leads", TIMEOUT, || async { Ok(leading(&replicas).first().copied()) })
+            .await?;
+    assert_ne!(survivor, leader);
+    let (third, _, _) = vault.add_key("ha").await;
+    all_load(&replicas, &[&first, &second, &third]).await;
+    // The test's write and the new leader's first call.
+    assert_eq!(vault.kv.counters().tokens, tokens + 2, "the new leader authenticates to the vault itself");
+    let sealed = create_sealed(&ns, "db", &third).await;
+    wait_synced(&sealed, "db", "True").await;
+    let sources = event_sources(&ns.client(), ns.name(), "db").await;
+    assert!(!sources.is_empty() && sources.iter().all(|(_, instance)| instance == survivor), "{sources:?}");
+    assert_eq!(key_secrets(&ns).await.len(), 3, "one cache Secret per vault key, no key made");
+    for (_, running) in replicas {
+        running.stop().await;
+    }
+    ns.finish().await?;
+    Ok(())
+}
+
+/// The replicas that lead now.
+fn leading(replicas: &[(&'static str, Running)]) -> Vec<&'static str> {
+    replicas.iter().filter(|(_, r)| *r.handles.leading.borrow()).map(|(id, _)| *id).collect()
+}
+
+/// Waits until every replica has loaded exactly `keys`.
+async fn all_load(replicas: &[(&'static str, Running)], keys: &[&PrivateKey]) {
+    let mut want: Vec<String> = keys.iter().map(|k| k.fingerprint().to_string()).collect();
+    want.sort();
+    poll("every replica loads the vault's keys", TIMEOUT, || async {
+        Ok(replicas
+            .iter()
+            .all(|(_, r)| {
+                let mut have: Vec<String> = r
+                    .handles
+                    .keys
+                    .snapshot()
+                    .keys()
+                    .iter()
+                    .map(|k| k.key.fingerprint().to_string())
+                    .collect();
+                have.sort();
+                have == want
+            })
+            .then_some(()))
+    })
+    .await
+    .unwrap();
 }
