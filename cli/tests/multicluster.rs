@@ -103,6 +103,38 @@ fn seal_takes_the_certificate_of_the_cluster_that_owns_the_output_path() {
     assert!(!repo.opens("staging.yaml", "prod", "1"));
 }
 
+/// kubeseal's own cluster flags pick a cluster of the config too: `--cluster NAME` (a cluster of the config by that
+/// name) and `--context CTX` (the cluster whose `context` is CTX) seal with its pinned certificate; names the
+/// config does not know keep kubeseal's meaning (a kubeconfig cluster to fetch from).
+#[test]
+fn kubeseals_cluster_and_context_flags_select_a_cluster_of_the_config() {
+    let repo = Repo::new();
+    let with_context = CONFIG.replace(
+        "  prod:\n    cert: clusters/prod/sealed-secrets-cert.pem\n",
+        "  prod:\n    cert: clusters/prod/sealed-secrets-cert.pem\n    context: prod-admin\n",
+    );
+    assert_ne!(with_context, CONFIG);
+    std::fs::write(repo.root.join(".arcseal.yaml"), with_context).unwrap();
+
+    std::fs::write(repo.root.join("staging.yaml"), ok(&repo.run(&["seal", "--cluster", "staging"]))).unwrap();
+    assert!(repo.opens("staging.yaml", "staging", "1") && !repo.opens("staging.yaml", "dev", "1"));
+    std::fs::write(repo.root.join("prod.yaml"), ok(&repo.run(&["seal", "--context", "prod-admin"]))).unwrap();
+    assert!(repo.opens("prod.yaml", "prod", "1") && !repo.opens("prod.yaml", "staging", "1"));
+
+    let both = failed(&repo.run(&["seal", "--cluster", "staging", "--context", "prod-admin"]));
+    assert!(both.contains("name different clusters") && both.contains("prod"), "{both}");
+    std::fs::create_dir_all(repo.root.join("apps/prod")).unwrap();
+    let misrouted = failed(&repo.run(&["seal", "--cluster", "dev", "-w", "apps/prod/db.yaml"]));
+    assert!(misrouted.contains("belongs to cluster prod"), "{misrouted}");
+    assert!(!repo.root.join("apps/prod/db.yaml").exists());
+    // A kubeconfig cluster the config does not name: kubeseal's fetch (no kubeconfig here), not a config error.
+    let elsewhere = failed(&repo.run(&["seal", "--cluster", "kind-other"]));
+    assert!(
+        elsewhere.contains("fetched from the cluster") && !elsewhere.contains("stdout names no"),
+        "{elsewhere}"
+    );
+}
+
 #[test]
 fn all_clusters_writes_one_sealed_secret_per_cluster_and_validate_checks_each_against_its_own() {
     let repo = Repo::new();

@@ -43,9 +43,11 @@ fn pinned(config: &RepoConfig, cluster: &ClusterConfig, access: &ClusterArgs) ->
     })
 }
 
-/// The certificate `seal` uses: `--cert`; else the cluster of `.arcseal.yaml` that `--for-cluster`
-/// names or whose paths match the file written; else (no config) the cluster's controller. As
-/// `kubeseal`, a file of no cluster and stdout keep kubeseal's fetch: its scripts run unchanged.
+/// The certificate `seal` uses: `--cert`; else the cluster of `.arcseal.yaml` that `--for-cluster` names (or
+/// kubeseal's `--cluster`/`--context`, when they name a cluster or a context of the config) or whose paths match
+/// the file written; else (no config, or an explicit kubeconfig cluster or context the config does not know) the
+/// cluster's controller. As `kubeseal`, a file of no cluster and stdout keep kubeseal's fetch: its scripts run
+/// unchanged.
 pub(crate) fn seal_certificate(args: &SealArgs, personality: Personality) -> anyhow::Result<Certificate> {
     if args.cert.cert.is_some() {
         return crate::sealing_certificate(args.cert.cert.as_deref(), &args.cluster);
@@ -59,11 +61,16 @@ pub(crate) fn seal_certificate(args: &SealArgs, personality: Personality) -> any
             None => return crate::sealing_certificate(None, &args.cluster),
         },
     };
+    let selected = match &args.for_cluster {
+        Some(name) => Some(name.clone()),
+        None => selected_by_kubeconfig_flags(&config, &args.cluster)?,
+    };
+    let explicit_access = args.cluster.cluster.is_some() || args.cluster.context.is_some();
     let owner = target.and_then(|t| config.cluster_for(t));
-    let cluster = match (&args.for_cluster, target, owner) {
+    let cluster = match (&selected, target, owner) {
         (Some(name), Some(target), Some(owner)) if &owner.name != name => bail!(
             "{}: belongs to cluster {} in {}, not {name}: a SealedSecret sealed for {name} there would not \
-             open; drop --for-cluster, or write under {name}'s paths ({})",
+             open; drop --for-cluster (or --cluster/--context), or write under {name}'s paths ({})",
             target.display(),
             owner.name,
             config.file.display(),
@@ -71,7 +78,7 @@ pub(crate) fn seal_certificate(args: &SealArgs, personality: Personality) -> any
         ),
         (Some(name), _, _) => config.cluster(name)?,
         (None, Some(_), Some(owner)) => owner,
-        (None, _, None) if personality == Personality::Kubeseal => {
+        (None, _, None) if personality == Personality::Kubeseal || explicit_access => {
             return crate::sealing_certificate(None, &args.cluster);
         }
         (None, Some(target), None) => bail!(
@@ -87,6 +94,40 @@ pub(crate) fn seal_certificate(args: &SealArgs, personality: Personality) -> any
         ),
     };
     pinned(&config, cluster, &args.cluster)
+}
+
+/// The config's cluster that kubeseal's `--cluster NAME` (a cluster of the config by that name) or `--context CTX`
+/// (the cluster whose `context` is CTX) selects; `None` when neither names one (they then select a kubeconfig
+/// cluster to fetch the certificate from, as kubeseal does).
+fn selected_by_kubeconfig_flags(config: &RepoConfig, access: &ClusterArgs) -> anyhow::Result<Option<String>> {
+    let by_name = access.cluster.as_deref().filter(|name| config.clusters.contains_key(*name));
+    let by_context: Vec<&str> = match access.context.as_deref() {
+        Some(context) => config
+            .clusters
+            .values()
+            .filter(|c| c.context.as_deref() == Some(context))
+            .map(|c| c.name.as_str())
+            .collect(),
+        None => Vec::new(),
+    };
+    match (by_name, by_context.as_slice()) {
+        (Some(name), []) => Ok(Some(name.to_owned())),
+        (Some(name), [other]) if *other == name => Ok(Some(name.to_owned())),
+        (None, [one]) => Ok(Some((*one).to_owned())),
+        (None, []) => Ok(None),
+        (Some(name), others) => bail!(
+            "--cluster {name} and --context {} name different clusters of {} ({}): pass one, or --for-cluster NAME",
+            access.context.as_deref().unwrap_or_default(),
+            config.file.display(),
+            others.join(", ")
+        ),
+        (None, many) => bail!(
+            "--context {}: clusters {} of {} all use it; pass --for-cluster NAME",
+            access.context.as_deref().unwrap_or_default(),
+            many.join(", "),
+            config.file.display()
+        ),
+    }
 }
 
 /// `seal --all-clusters -w 'apps/{cluster}/x.yaml'`: the input sealed once per cluster with its own
