@@ -174,6 +174,31 @@ fn all_clusters_writes_one_sealed_secret_per_cluster_and_validate_checks_each_ag
     );
 }
 
+/// `validate --cluster-key NAME=FILE`: each file's items must open with its own cluster's keys; a key backup given
+/// for the wrong cluster is an error on that cluster's file, and clusters without keys are checked by certificate.
+#[test]
+fn validate_opens_each_file_with_its_own_clusters_keys() {
+    let repo = Repo::new();
+    ok(&repo.run(&["seal", "--all-clusters", "-w", "apps/{cluster}/db.yaml"]));
+    let dev = format!("dev={}", repo.backup("dev", "1"));
+    let prod = format!("prod={}", repo.backup("prod", "1"));
+    let out = repo.run(&["validate", "apps", "--cluster-key", &dev, "--cluster-key", &prod]);
+    assert!(ok(&out).is_empty(), "no problem reported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 SealedSecret(s) checked: 0 error(s)"));
+
+    let swapped = format!("dev={}", repo.backup("prod", "1"));
+    let out = repo.run(&["validate", "apps", "--cluster-key", &swapped, "--cluster-key", &prod]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("apps/dev/db.yaml") && report.contains("password"), "{report}");
+    assert!(!report.contains("apps/prod/db.yaml") && !report.contains("apps/staging/db.yaml"), "{report}");
+
+    let unknown = failed(&repo.run(&["validate", "apps", "--cluster-key", "qa=keys.yaml"]));
+    assert!(unknown.contains("qa") && unknown.contains(".arcseal.yaml"), "{unknown}");
+    let malformed = failed(&repo.run(&["validate", "apps", "--cluster-key", "dev"]));
+    assert!(malformed.contains("NAME=FILE"), "{malformed}");
+}
+
 #[test]
 fn rotate_all_clusters_reseals_each_cluster_with_its_own_newest_key_in_one_run() {
     let repo = Repo::new();

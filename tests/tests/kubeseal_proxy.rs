@@ -283,6 +283,35 @@ async fn fetch_cert_and_default_fetch_go_through_the_service_proxy() -> TestResu
         b"hunter2"
     );
 
+    // `validate --online` in the repository asks each file's own cluster: live's controller in the namespace
+    // its config names (the default --controller-namespace has none); ghost has no files and is not called.
+    let validate = || {
+        vec![
+            "validate".to_owned(),
+            "apps".into(),
+            "--online".into(),
+            "--kubeconfig".into(),
+            kubeconfig.clone(),
+        ]
+    };
+    let out = run_in(pins.clone(), arcseal.clone(), validate(), vec![]).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success() && err.contains("1 SealedSecret(s) checked: 0 error(s)"), "{err}");
+    // A file of ghost: its context is not in the kubeconfig, an error on that file naming the cluster.
+    std::fs::create_dir_all(pins.join("apps/ghost"))?;
+    std::fs::copy(pins.join("apps/live/db.yaml"), pins.join("apps/ghost/db.yaml"))?;
+    let out = run_in(pins.clone(), arcseal.clone(), validate(), vec![]).await;
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.lines().any(|l| l.contains("apps/ghost/db.yaml")
+            && l.contains("cluster ghost of")
+            && l.contains("cannot be asked")
+            && l.contains("no-such-context")),
+        "{report}"
+    );
+    std::fs::remove_dir_all(pins.join("apps/ghost"))?;
+
     // A controller that is not there: the error names the Service and what to do.
     let out = run(
         arcseal.clone(),

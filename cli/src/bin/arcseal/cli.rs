@@ -268,11 +268,17 @@ pub struct ValidateArgs {
     /// Private keys (PEM or key Secret backups): also check that every item opens.
     #[arg(long = "private-key", value_delimiter = ',', value_name = "FILE")]
     pub private_keys: Vec<PathBuf>,
+    /// `NAME=FILE`: a cluster's private keys (its controller's key Secret backup, or PEM): every item of the
+    /// SealedSecrets under that cluster's paths in .arcseal.yaml must open with them. Repeatable; clusters
+    /// without one are checked against their certificates only.
+    #[arg(long = "cluster-key", value_name = "NAME=FILE", conflicts_with = "private_keys")]
+    pub cluster_keys: Vec<String>,
     /// Also ask this controller's /v1/verify whether each SealedSecret decrypts (https, or http on loopback).
     #[arg(long, value_name = "URL")]
     pub controller_url: Option<String>,
     /// Also ask the cluster's controller (through the API server's service proxy, like kubeseal) whether
-    /// each SealedSecret decrypts.
+    /// each SealedSecret decrypts. In a repository with .arcseal.yaml, the files of a cluster that names a
+    /// `context` ask that cluster's controller.
     #[arg(long, conflicts_with = "controller_url")]
     pub online: bool,
     #[command(flatten)]

@@ -9,16 +9,17 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use arcseal::Location;
+use arcseal::controller::Controller;
 use arcseal::keys;
 use arcseal::output::{self, Access};
 use arcseal::repo_config::{ClusterConfig, RepoConfig};
 use arcseal::rotate::{Plan, RotateOptions};
 use arcseal::seal;
 use arcseal::validate::{self, Severity};
-use arcseal_crypto::Certificate;
+use arcseal_crypto::{Certificate, KeyRing};
 
 use crate::Personality;
-use crate::cli::{CertArgs, ClusterArgs, RotateArgs, SealArgs};
+use crate::cli::{CertArgs, ClusterArgs, RotateArgs, SealArgs, ValidateArgs};
 
 /// The directory to look for the config from: `path` itself when it is a directory, else its parent.
 fn start_dir(path: &Path) -> PathBuf {
@@ -233,6 +234,105 @@ impl RepoCerts {
                 self.config.file.display()
             ),
         }
+    }
+}
+
+/// `validate --cluster-key NAME=FILE` and `validate --online` in a repository with a config: each file's items
+/// opened with its own cluster's keys, and asked of its own cluster's controller (through the cluster's context,
+/// reached when its first file comes, so a cluster without files is never called).
+pub(crate) struct ClusterVerifiers {
+    config: RepoConfig,
+    keys: BTreeMap<String, KeyRing>,
+    online: Option<(ClusterArgs, u64)>,
+    controllers: BTreeMap<String, std::cell::OnceCell<Option<Controller>>>,
+    /// The current context's controller, for files of no cluster or of a cluster without a context.
+    current: std::cell::OnceCell<Option<Controller>>,
+}
+
+impl ClusterVerifiers {
+    /// The verifiers `args` asks for; `None` when there is nothing per cluster (no `--cluster-key`, and no
+    /// config or no `--online`).
+    pub(crate) fn build(args: &ValidateArgs) -> anyhow::Result<Option<ClusterVerifiers>> {
+        if args.cluster_keys.is_empty() && !args.online {
+            return Ok(None);
+        }
+        let start = args.files.first().map_or_else(|| PathBuf::from("."), |f| start_dir(f));
+        let config = if args.cluster_keys.is_empty() {
+            match RepoConfig::discover(&start)? {
+                Some(config) => config,
+                None => return Ok(None),
+            }
+        } else {
+            RepoConfig::require(&start)?
+        };
+        let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for spec in &args.cluster_keys {
+            let (name, file) = spec.split_once('=').with_context(|| {
+                format!("--cluster-key {spec:?}: give NAME=FILE (a cluster of {})", config.file.display())
+            })?;
+            files.entry(config.cluster(name)?.name.clone()).or_default().push(file.into());
+        }
+        let mut keys = BTreeMap::new();
+        for (name, files) in files {
+            let (ring, _) =
+                crate::key_backups(&files).with_context(|| format!("--cluster-key {name}=..."))?;
+            keys.insert(name, ring);
+        }
+        // Stdin has no path to route: it is asked of the current context, as without a config.
+        let route_online = args.online && !args.files.is_empty();
+        let controllers = config
+            .clusters
+            .values()
+            .filter(|c| route_online && c.context.is_some())
+            .map(|c| (c.name.clone(), std::cell::OnceCell::new()))
+            .collect();
+        let online = route_online.then(|| (args.cluster.clone(), args.rate_limit_wait));
+        Ok(Some(ClusterVerifiers { config, keys, online, controllers, current: std::cell::OnceCell::new() }))
+    }
+
+    /// The keys of the cluster `path` belongs to, when given.
+    pub(crate) fn keys_for(&self, path: &Path) -> Option<&KeyRing> {
+        self.config.cluster_for(path).and_then(|c| self.keys.get(&c.name))
+    }
+
+    /// Whether `--online` questions are routed here (then every file asks [`Self::controller_for`]).
+    pub(crate) fn online(&self) -> bool {
+        self.online.is_some()
+    }
+
+    /// The controller that checks `path` under `--online`: its cluster's (through the cluster's context), or the
+    /// current context's for a file of no cluster or of a cluster without a context. Each is reached when its
+    /// first file comes, so a cluster without files is never called; when one cannot be, that first file gets
+    /// the error, and the others of that cluster are not asked of any other controller.
+    pub(crate) fn controller_for(
+        &self,
+        path: &Path,
+        problems: &mut Vec<validate::Problem>,
+    ) -> Option<&Controller> {
+        let (flags, wait) = self.online.as_ref()?;
+        let own = self.config.cluster_for(path).and_then(|c| Some((c, self.controllers.get(&c.name)?)));
+        let (cell, access, what) = match own {
+            Some((cluster, cell)) => (
+                cell,
+                access(cluster, flags),
+                format!("cluster {} of {}: its controller", cluster.name, self.config.file.display()),
+            ),
+            None => (&self.current, flags.clone(), "the current context's controller".to_owned()),
+        };
+        cell.get_or_init(|| match crate::cluster_controller(&access) {
+            Ok(c) => Some(c.rate_limit_wait(std::time::Duration::from_secs(*wait))),
+            Err(e) => {
+                problems.push(validate::Problem {
+                    at: Location::source(path.display().to_string()),
+                    severity: Severity::Error,
+                    message: format!(
+                        "{what} cannot be asked: {e:#}; fix the context, or validate without --online"
+                    ),
+                });
+                None
+            }
+        })
+        .as_ref()
     }
 }
 

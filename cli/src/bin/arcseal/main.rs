@@ -536,8 +536,12 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(spec)) = (&cert, &args.cert.cert) {
         problems.extend(validate::check_certificate(c, &Location::source(spec), now));
     }
-    let controller = online_controller(args.controller_url.as_deref(), args.online, &args.cluster)?
-        .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
+    let per_cluster = clusters::ClusterVerifiers::build(&args)?;
+    // In a repository with a config, --online asks each file's own cluster (`per_cluster`); else one controller.
+    let routed_online = per_cluster.as_ref().is_some_and(clusters::ClusterVerifiers::online);
+    let controller =
+        online_controller(args.controller_url.as_deref(), args.online && !routed_online, &args.cluster)?
+            .map(|c| c.rate_limit_wait(Duration::from_secs(args.rate_limit_wait)));
     let checks = Checks {
         cert: cert.as_ref(),
         keys: ring.as_ref(),
@@ -573,7 +577,17 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 files += 1;
                 let routed = repo.as_ref().and_then(|r| r.cert_for(&path));
                 let foreign = repo.as_ref().map(|r| r.others(&path)).unwrap_or_default();
-                let checks = Checks { cert: routed.or(checks.cert), foreign: &foreign, ..checks };
+                let own_keys = per_cluster.as_ref().and_then(|v| v.keys_for(&path));
+                let own_controller = match per_cluster.as_ref().filter(|_| routed_online) {
+                    Some(v) => v.controller_for(&path, &mut problems),
+                    None => checks.controller,
+                };
+                let checks = Checks {
+                    cert: routed.or(checks.cert),
+                    keys: own_keys.or(checks.keys),
+                    controller: own_controller,
+                    foreign: &foreign,
+                };
                 let before = cases.len();
                 validate_file(&path, &checks, &mut problems, &mut cases);
                 if let Some(repo) = repo.as_ref().filter(|_| routed.is_none() && cases.len() > before) {
