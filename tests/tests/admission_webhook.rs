@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use arcseal_controller::unseal;
 use arcseal_controller::unseal::crd::SealedSecret;
-use arcseal_controller::unseal::webhook::{self, WebhookLimits, tls::TlsConfig};
-use arcseal_controller::unseal::{self, AdmissionConfig};
+use arcseal_controller::unseal::webhook;
 use arcseal_crypto::Scope;
 use arcseal_tests::k8s::{self, TestNamespace, poll};
 use k8s_openapi::ByteString;
@@ -93,22 +93,6 @@ impl Hook {
     }
 }
 
-fn admission(ns: &str, webhook_config: &str, managed: bool) -> AdmissionConfig {
-    AdmissionConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        limits: WebhookLimits::default(),
-        tls: TlsConfig {
-            namespace: ns.to_owned(),
-            secret_name: "arcseal-admission-tls".into(),
-            managed,
-            webhook_config: Some(webhook_config.to_owned()),
-            dns_names: vec![format!("arcseal-admission.{ns}.svc")],
-            ips: vec!["127.0.0.1".parse().unwrap()],
-            validity: Duration::from_secs(24 * 3600),
-        },
-    }
-}
-
 fn url(addr: SocketAddr) -> String {
     format!("https://{addr}{}", webhook::PATH)
 }
@@ -120,7 +104,7 @@ async fn start_with_webhook(ns: &TestNamespace, managed: bool) -> (Running, Hook
     // The address is known once bound: bind, then create the configuration with it.
     let hook_name = format!("arcseal-test-{}", ns.name());
     let mut config = config(ns.name(), &[ns.name()]);
-    config.admission = Some(admission(ns.name(), &hook_name, managed));
+    config.admission = Some(admission_config(ns.name(), &hook_name, managed));
     let running = start(ns.client(), config).await;
     let addr = running.handles.admission_addr.expect("webhook bound");
     let hook = Hook::create(&ns.client(), ns, &url(addr), "Fail", None).await;
@@ -383,7 +367,7 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
     // The leader of a new run remakes a deleted Secret and the bundle follows.
     secrets.delete("arcseal-admission-tls", &DeleteParams::default()).await?;
     let mut restarted = config(ns.name(), &[ns.name()]);
-    restarted.admission = Some(admission(ns.name(), &hook.name, true));
+    restarted.admission = Some(admission_config(ns.name(), &hook.name, true));
     let running = start(ns.client(), restarted).await;
     let remade = poll("the serving Secret is remade", TIMEOUT, || async {
         Ok(secrets.get_opt("arcseal-admission-tls").await.ok().flatten())
@@ -409,7 +393,7 @@ async fn a_deleted_serving_secret_is_remade_and_a_certificate_kept_by_cert_manag
     // Until cert-manager has issued the Secret, a replica holds no serving certificate and must not be Ready: under
     // Fail the API server would be routed to a TLS listener with nothing to serve.
     let mut issued_elsewhere = config(ns.name(), &[ns.name()]);
-    issued_elsewhere.admission = Some(admission(ns.name(), "", false));
+    issued_elsewhere.admission = Some(admission_config(ns.name(), "", false));
     let running = start(ns.client(), issued_elsewhere).await;
     poll("the keys are loaded", TIMEOUT, || async {
         Ok(running.handles.ready.load(std::sync::atomic::Ordering::SeqCst).then_some(()))

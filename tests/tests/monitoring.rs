@@ -15,6 +15,7 @@ use std::time::Duration;
 use arcseal_controller::csi::metrics;
 use arcseal_controller::unseal;
 use arcseal_crypto::Scope;
+use arcseal_tests::k8s::poll;
 use arcseal_tests::keyvault::{Fault, FaultKind};
 use kube::api::Api;
 
@@ -322,6 +323,7 @@ async fn controller_exposition() -> String {
     config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     config.http_limits.request_rate = 0.5;
     config.http_limits.request_burst = 1;
+    config.admission = Some(admission_config(ns.name(), "arcseal-monitoring-none", true));
     let running = start(client.clone(), config).await;
     let api = good_and_broken(&client, ns.name(), &key).await;
     let http = reqwest::Client::new();
@@ -333,6 +335,33 @@ async fn controller_exposition() -> String {
         limited |= r.status() == 429;
     }
     assert!(limited, "five calls at once exceed a burst of 1");
+    // The admission webhook: a body no API server sends gets no verdict (result="error").
+    let tls = poll("the webhook's serving Secret", TIMEOUT, || async {
+        Ok(ns
+            .api::<k8s_openapi::api::core::v1::Secret>()
+            .get_opt("arcseal-admission-tls")
+            .await
+            .ok()
+            .flatten())
+    })
+    .await
+    .unwrap();
+    let ca = reqwest::Certificate::from_pem(&tls.data.unwrap()["ca.crt"].0).unwrap();
+    poll("the webhook serves", TIMEOUT, || async {
+        Ok(running.handles.admission_cert.as_ref().is_some_and(|c| c.is_loaded()).then_some(()))
+    })
+    .await
+    .unwrap();
+    let webhook = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let addr = running.handles.admission_addr.expect("webhook bound");
+    let answer = webhook
+        .post(format!("https://{addr}{}", unseal::webhook::PATH))
+        .header("content-type", "application/json")
+        .body("not a review")
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_client_error(), "{}", answer.status());
     let text = scrape(running.handles.metrics_addr.expect("metrics bound")).await;
     running.stop().await;
     ns.finish().await.unwrap();

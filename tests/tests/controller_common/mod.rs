@@ -171,3 +171,22 @@ pub async fn wait_ready(running: &Running) {
     .await
     .unwrap();
 }
+
+/// The admission webhook on a free loopback port, its serving Secret `arcseal-admission-tls` in `ns` (made by the
+/// leader when `managed`), its certificate valid for 127.0.0.1; the leader keeps the caBundle of `webhook_config`.
+pub fn admission_config(ns: &str, webhook_config: &str, managed: bool) -> unseal::AdmissionConfig {
+    use arcseal_controller::unseal::webhook::{WebhookLimits, tls::TlsConfig};
+    unseal::AdmissionConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        limits: WebhookLimits::default(),
+        tls: TlsConfig {
+            namespace: ns.to_owned(),
+            secret_name: "arcseal-admission-tls".into(),
+            managed,
+            webhook_config: Some(webhook_config.to_owned()),
+            dns_names: vec![format!("arcseal-admission.{ns}.svc")],
+            ips: vec!["127.0.0.1".parse().unwrap()],
+            validity: Duration::from_secs(24 * 3600),
+        },
+    }
+}
