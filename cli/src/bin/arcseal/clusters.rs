@@ -237,6 +237,21 @@ impl RepoCerts {
     }
 }
 
+/// `--cluster-key NAME=FILE` flags: each cluster's key files, every NAME a cluster of `config`.
+fn cluster_key_files(
+    config: &RepoConfig,
+    specs: &[String],
+) -> anyhow::Result<BTreeMap<String, Vec<PathBuf>>> {
+    let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for spec in specs {
+        let (name, file) = spec.split_once('=').with_context(|| {
+            format!("--cluster-key {spec:?}: give NAME=FILE (a cluster of {})", config.file.display())
+        })?;
+        files.entry(config.cluster(name)?.name.clone()).or_default().push(file.into());
+    }
+    Ok(files)
+}
+
 /// `validate --cluster-key NAME=FILE` and `validate --online` in a repository with a config: each file's items
 /// opened with its own cluster's keys, and asked of its own cluster's controller (through the cluster's context,
 /// reached when its first file comes, so a cluster without files is never called).
@@ -265,15 +280,8 @@ impl ClusterVerifiers {
         } else {
             RepoConfig::require(&start)?
         };
-        let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-        for spec in &args.cluster_keys {
-            let (name, file) = spec.split_once('=').with_context(|| {
-                format!("--cluster-key {spec:?}: give NAME=FILE (a cluster of {})", config.file.display())
-            })?;
-            files.entry(config.cluster(name)?.name.clone()).or_default().push(file.into());
-        }
         let mut keys = BTreeMap::new();
-        for (name, files) in files {
+        for (name, files) in cluster_key_files(&config, &args.cluster_keys)? {
             let (ring, _) =
                 crate::key_backups(&files).with_context(|| format!("--cluster-key {name}=..."))?;
             keys.insert(name, ring);
@@ -351,13 +359,7 @@ pub(crate) fn plan_all(
             config.file.display()
         );
     }
-    let mut key_files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for spec in &args.cluster_keys {
-        let (name, file) = spec.split_once('=').with_context(|| {
-            format!("--cluster-key {spec:?}: give NAME=FILE (a cluster of {})", config.file.display())
-        })?;
-        key_files.entry(config.cluster(name)?.name.clone()).or_default().push(file.into());
-    }
+    let key_files = cluster_key_files(&config, &args.cluster_keys)?;
     let files = arcseal::repo::manifest_files(&args.path)?;
     let mut by_cluster: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
     let mut unrouted = 0;
