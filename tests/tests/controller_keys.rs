@@ -142,6 +142,35 @@ async fn added_and_retired_keys_take_effect_without_a_restart() -> TestResult {
     Ok(())
 }
 
+/// A key Secret whose data is rewritten under the same name (restored from another backup, or the Key Vault cache
+/// repaired) loads what it holds now: the watch re-reads a Secret whenever its resourceVersion changes, and only then.
+#[tokio::test]
+async fn a_key_secret_rewritten_in_place_loads_its_new_key() -> TestResult {
+    let (ns, key_a, running) = setup("key-rewritten").await;
+    wait_ready(&running).await;
+    let secrets = ns.api::<Secret>();
+    let name = running.handles.keys.snapshot().keys()[0].secret_name.clone();
+    assert_eq!(running.handles.keys.snapshot().keys()[0].key.fingerprint(), key_a.fingerprint());
+    let (key_c, cert_c) = new_key();
+    let data = keys::key_secret(&key_c, &cert_c, ns.name())?.data;
+    secrets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "data": data })))
+        .await?;
+    poll("the rewritten Secret's key loaded", TIMEOUT, || async {
+        let prints: Vec<_> =
+            running.handles.keys.snapshot().keys().iter().map(|k| k.key.fingerprint()).collect();
+        Ok((prints == vec![key_c.fingerprint()]).then_some(()))
+    })
+    .await?;
+    let (ssa, pp) = (ns.api::<SealedSecret>(), PostParams::default());
+    ssa.create(&pp, &sealed(ns.name(), "by-c", Scope::Strict, key_c.public_key(), &[("v", b"c")], None))
+        .await?;
+    wait_synced(&ssa, "by-c", "True").await;
+    running.stop().await;
+    ns.finish().await?;
+    Ok(())
+}
+
 /// Issue 10, attack 4: deleting a key Secret must not drop the key from memory: what it sealed keeps opening until
 /// the controller restarts, with a warning event and the `orphaned_keys` gauge.
 #[tokio::test]

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use arcseal_crypto::{Certificate, Fingerprint, PrivateKey};
 use arcseal_keyvault::sealing_keys::{self, VaultError, VaultKeys};
+use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -123,6 +124,10 @@ fn secret_fingerprint(secret: &Secret) -> Option<Fingerprint> {
     data.get("tls.key").and_then(|k| PrivateKey::from_pem(&k.0).ok()).map(|k| k.fingerprint())
 }
 
+/// Key Secrets created at once while caching the vault's keys: enough to hide the API server's per-write latency,
+/// few enough not to flood it (client-side rate limits of kube-apiserver's default priority levels).
+const CACHE_WRITES_AT_ONCE: usize = 8;
+
 /// One sync of the cache with the vault (leader only). `Err`: the vault could not be read; nothing was changed.
 pub async fn sync(
     client: &Client,
@@ -144,6 +149,8 @@ pub async fn sync(
         cached.iter().filter_map(|s| secret_fingerprint(s).map(|f| (f, s))).collect();
     let mut report = SyncReport::default();
     let mut in_vault = std::collections::HashSet::new();
+    // Keys not cached yet, written together below (a rebuilt cluster caches every key on its first pass).
+    let mut to_cache = Vec::new();
     for stored in &listing.keys {
         in_vault.insert(stored.name.clone());
         let (key, cert) = match stored.pair(vault.prefix()) {
@@ -165,10 +172,7 @@ pub async fn sync(
                 message,
             })?;
         match by_fingerprint.get(&fingerprint) {
-            None => match write_cache(&api, &fresh).await {
-                Ok(name) => report.written.push(name),
-                Err(e) => tracing::warn!(error = %e, secret = %stored.name, "caching a Key Vault key"),
-            },
+            None => to_cache.push((stored.name.clone(), fresh)),
             Some(existing) => {
                 let label = existing.labels().get(KEY_LABEL).map(String::as_str);
                 if matches!(label, Some(RETIRED_DISABLED | RETIRED_DELETED)) {
@@ -188,6 +192,23 @@ pub async fn sync(
                     }
                 }
             }
+        }
+    }
+    // Owned futures (an Api clone is a handle): borrowed ones do not satisfy the spawned sync task's `Send`.
+    let writes = futures::stream::iter(to_cache.into_iter().map(|(stored, fresh)| {
+        let api = api.clone();
+        async move {
+            let written = write_cache(&api, &fresh).await;
+            (stored, written)
+        }
+    }))
+    .buffer_unordered(CACHE_WRITES_AT_ONCE)
+    .collect::<Vec<_>>()
+    .await;
+    for (stored, written) in writes {
+        match written {
+            Ok(name) => report.written.push(name),
+            Err(e) => tracing::warn!(error = %e, secret = %stored, "caching a Key Vault key"),
         }
     }
     for secret in &cached {
