@@ -103,6 +103,56 @@ fn seal_takes_the_certificate_of_the_cluster_that_owns_the_output_path() {
     assert!(!repo.opens("staging.yaml", "prod", "1"));
 }
 
+/// `seal --all-clusters --merge-into 'apps/{cluster}/db.yaml'`: a new item merged into every cluster's existing
+/// SealedSecret with that cluster's certificate; the items already there stay byte-identical. A cluster whose file
+/// is missing stops the run before any file changes.
+#[test]
+fn all_clusters_merges_a_new_item_into_each_clusters_file() {
+    let repo = Repo::new();
+    ok(&repo.run(&["seal", "--all-clusters", "-w", "apps/{cluster}/db.yaml"]));
+    let before: Vec<String> = CLUSTERS
+        .iter()
+        .map(|c| std::fs::read_to_string(repo.root.join(format!("apps/{c}/db.yaml"))).unwrap())
+        .collect();
+    let item = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: team-a\nstringData:\n  apikey: k3y\n";
+    let out = arcseal_in(
+        &repo.root,
+        &["seal", "--all-clusters", "--merge-into", "apps/{cluster}/db.yaml"],
+        Some(item.as_bytes()),
+    );
+    ok(&out);
+    for (cluster, before) in CLUSTERS.iter().zip(&before) {
+        let file = format!("apps/{cluster}/db.yaml");
+        let after = std::fs::read_to_string(repo.root.join(&file)).unwrap();
+        let password = |text: &str| text.lines().find(|l| l.contains("password:")).unwrap().to_owned();
+        assert_eq!(password(&after), password(before), "{file}: the existing item is untouched");
+        assert!(after.contains("apikey:"), "{file}");
+        let unsealed = repo.run(&["unseal", "--private-key", &repo.backup(cluster, "1"), "-f", &file]);
+        let text = ok(&unsealed);
+        assert!(text.contains("apikey") && text.contains("password"), "{file}");
+        let other = if *cluster == "dev" { "prod" } else { "dev" };
+        assert!(!repo.opens(&file, other, "1"), "{file} opens with {other}'s key");
+    }
+
+    std::fs::remove_file(repo.root.join("apps/staging/db.yaml")).unwrap();
+    let dev_before = std::fs::read_to_string(repo.root.join("apps/dev/db.yaml")).unwrap();
+    let item2 = item.replace("apikey: k3y", "token: t0k");
+    let out = arcseal_in(
+        &repo.root,
+        &["seal", "--all-clusters", "--merge-into", "apps/{cluster}/db.yaml"],
+        Some(item2.as_bytes()),
+    );
+    let err = failed(&out);
+    assert!(err.contains("staging") && err.contains("apps/staging/db.yaml"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("apps/dev/db.yaml")).unwrap(),
+        dev_before,
+        "nothing written"
+    );
+    let neither = failed(&repo.run(&["seal", "--all-clusters"]));
+    assert!(neither.contains("-w PATTERN") && neither.contains("--merge-into PATTERN"), "{neither}");
+}
+
 /// kubeseal's own cluster flags pick a cluster of the config too: `--cluster NAME` (a cluster of the config by that
 /// name) and `--context CTX` (the cluster whose `context` is CTX) seal with its pinned certificate; names the
 /// config does not know keep kubeseal's meaning (a kubeconfig cluster to fetch from).

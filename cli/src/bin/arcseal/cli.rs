@@ -182,8 +182,9 @@ pub struct SealArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "cert")]
     pub for_cluster: Option<String>,
     /// Seal the input once for every cluster of .arcseal.yaml, each with its own certificate, into
-    /// -w's path with `{cluster}` replaced by the cluster's name (e.g. -w 'apps/{cluster}/db.yaml').
-    #[arg(long, requires = "output", conflicts_with_all = ["cert", "for_cluster", "merge_into", "raw", "fetch_cert", "re_encrypt", "validate"])]
+    /// -w's path with `{cluster}` replaced by the cluster's name (e.g. -w 'apps/{cluster}/db.yaml'), or
+    /// merged into each cluster's existing file (--merge-into 'apps/{cluster}/db.yaml').
+    #[arg(long, conflicts_with_all = ["cert", "for_cluster", "raw", "fetch_cert", "re_encrypt", "validate"])]
     pub all_clusters: bool,
     /// Print the controller's certificate (fetched through the API server) and exit.
     #[arg(long, env = "SEALED_SECRETS_FETCH_CERT")]

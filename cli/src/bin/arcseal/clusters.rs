@@ -131,14 +131,22 @@ fn selected_by_kubeconfig_flags(config: &RepoConfig, access: &ClusterArgs) -> an
     }
 }
 
-/// `seal --all-clusters -w 'apps/{cluster}/x.yaml'`: the input sealed once per cluster with its own
-/// certificate. Everything is sealed and rendered before the first file is written.
+/// `seal --all-clusters -w 'apps/{cluster}/x.yaml'` (or `--merge-into` the same pattern): the input sealed once
+/// per cluster with its own certificate, written as a new file or merged into the cluster's existing one.
+/// Everything is sealed and rendered before the first file is written.
 pub(crate) fn seal_all(args: &SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
-    let pattern = args.output.as_deref().context("--all-clusters needs -w PATTERN")?;
-    let text = pattern.to_str().context("-w: the pattern is not UTF-8")?;
+    let (flag, pattern) = match (&args.output, &args.merge_into) {
+        (Some(p), None) => ("-w", p.as_path()),
+        (None, Some(p)) => ("--merge-into", p.as_path()),
+        _ => bail!(
+            "--all-clusters needs -w PATTERN (new files) or --merge-into PATTERN (existing files), with {{cluster}} \
+             in the path (e.g. apps/{{cluster}}/db.yaml)"
+        ),
+    };
+    let text = pattern.to_str().with_context(|| format!("{flag}: the pattern is not UTF-8"))?;
     if !text.contains("{cluster}") {
         bail!(
-            "-w {text:?}: --all-clusters writes one file per cluster; put {{cluster}} in the path (e.g. apps/{{cluster}}/db.yaml)"
+            "{flag} {text:?}: --all-clusters writes one file per cluster; put {{cluster}} in the path (e.g. apps/{{cluster}}/db.yaml)"
         );
     }
     let config = RepoConfig::require(&start_dir(pattern))?;
@@ -156,9 +164,14 @@ pub(crate) fn seal_all(args: &SealArgs, personality: Personality) -> anyhow::Res
             );
         }
         let cert = pinned(&config, cluster, &args.cluster)?;
-        let sealed = seal::seal_documents(&docs, &cert, &options)?;
-        let format = personality.format(args.format, Some(&path));
-        outputs.push((cluster, path, output::render(&sealed, format)?));
+        let rendered = if args.merge_into.is_some() {
+            crate::merged(&path, &docs, &cert, &options, args.format, personality)
+                .with_context(|| format!("cluster {}", cluster.name))?
+        } else {
+            let sealed = seal::seal_documents(&docs, &cert, &options)?;
+            output::render(&sealed, personality.format(args.format, Some(&path)))?
+        };
+        outputs.push((cluster, path, rendered));
     }
     for (_, path, _) in &outputs {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -167,8 +180,9 @@ pub(crate) fn seal_all(args: &SealArgs, personality: Personality) -> anyhow::Res
     }
     let files: Vec<(&Path, &[u8])> = outputs.iter().map(|(_, p, t)| (p.as_path(), t.as_bytes())).collect();
     output::write_atomic_all(&files, Access::Public)?;
+    let done = if args.merge_into.is_some() { "merged" } else { "sealed" };
     for (cluster, path, _) in &outputs {
-        eprintln!("sealed for {}: {}", cluster.name, path.display());
+        eprintln!("{done} for {}: {}", cluster.name, path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

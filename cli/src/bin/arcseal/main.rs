@@ -399,6 +399,21 @@ fn merge_into(
     format: Option<Format>,
     personality: Personality,
 ) -> anyhow::Result<ExitCode> {
+    let text = merged(target, docs, cert, options, format, personality)?;
+    output::write_atomic(target, text.as_bytes(), Access::Public)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The SealedSecret file `target` with the items of `docs` sealed with `cert` added or replaced, rendered in the
+/// file's own format (or `format`); nothing is written.
+fn merged(
+    target: &Path,
+    docs: &[input::Document],
+    cert: &Certificate,
+    options: &SealOptions,
+    format: Option<Format>,
+    personality: Personality,
+) -> anyhow::Result<Zeroizing<String>> {
     let source = Source::read(Some(target))?;
     let existing_docs = input::documents(&source)?;
     let [existing_doc] = existing_docs.as_slice() else {
@@ -415,8 +430,7 @@ fn merge_into(
         Personality::Arcseal => Format::choose(None, Some(target)),
         Personality::Kubeseal => own,
     });
-    output::write_atomic(target, output::render(&[existing], format)?.as_bytes(), Access::Public)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(output::render(&[existing], format)?)
 }
 
 fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
