@@ -253,7 +253,9 @@ fn seal(args: SealArgs, personality: Personality) -> anyhow::Result<ExitCode> {
     }
     let (docs, options) = seal_inputs(&args)?;
     if let Some(target) = &args.merge_into {
-        return merge_into(target, &docs, &cert, &options, args.format, personality);
+        let text = merged(target, &docs, &cert, &options, args.format, personality)?;
+        output::write_atomic(target, text.as_bytes(), Access::Public)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let sealed = seal::seal_documents(&docs, &cert, &options)?;
     let format = personality.format(args.format, args.output.as_deref());
@@ -388,19 +390,6 @@ fn online(args: &SealArgs, personality: Personality) -> anyhow::Result<ExitCode>
         let format = personality.format(args.format, args.output.as_deref());
         output::emit(args.output.as_deref(), &output::render(&results, format)?)?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn merge_into(
-    target: &Path,
-    docs: &[input::Document],
-    cert: &Certificate,
-    options: &SealOptions,
-    format: Option<Format>,
-    personality: Personality,
-) -> anyhow::Result<ExitCode> {
-    let text = merged(target, docs, cert, options, format, personality)?;
-    output::write_atomic(target, text.as_bytes(), Access::Public)?;
     Ok(ExitCode::SUCCESS)
 }
 
