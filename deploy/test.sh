@@ -224,7 +224,10 @@ kinds = sorted({(d["kind"], d["apiVersion"]) for d in yaml.safe_load_all(sys.std
 print(", ".join(f"{k} ({a})" for k, a in kinds))')"
 
 step "5. gitops example: Flux sources and paths"
-cargo build --quiet -p arcseal 2>"$WORK/cargo.log" || { cat "$WORK/cargo.log" >&2; die "cargo build -p arcseal"; }
+# The same selection as scripts/build-image, so under scripts/test-all this builds nothing new (cargo resolves
+# dependency features per selection: `-p arcseal` alone would rebuild part of the tree).
+cargo build --quiet -p arcseal-controller -p arcseal --bin arcseal-controller --bin arcseal 2>"$WORK/cargo.log" ||
+    { cat "$WORK/cargo.log" >&2; die "cargo build -p arcseal"; }
 ARCSEAL=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/arcseal
 "$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /' ||
     die "the gitops example is inconsistent (above)"
