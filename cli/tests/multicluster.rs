@@ -224,6 +224,37 @@ fn all_clusters_writes_one_sealed_secret_per_cluster_and_validate_checks_each_ag
     );
 }
 
+/// `validate PATH...` with PATHs in two repositories: each PATH is routed by the `.arcseal.yaml` above it, so the
+/// second repository's files are checked against its own clusters' certificates (not reported as outside the first
+/// one's paths); a file sealed for the other repository's cluster is flagged on that file. `--cluster-key` names
+/// one config's clusters, so PATHs of two repositories are refused with it, naming both.
+#[test]
+fn validate_routes_each_path_by_its_own_repository_config() {
+    let (a, b) = (Repo::new(), Repo::new());
+    ok(&a.run(&["seal", "--all-clusters", "-w", "apps/{cluster}/db.yaml"]));
+    ok(&b.run(&["seal", "--all-clusters", "-w", "apps/{cluster}/db.yaml"]));
+    let b_apps = b.root.join("apps").display().to_string();
+    let out = a.run(&["validate", "apps", &b_apps]);
+    let stderr = String::from_utf8_lossy(&ok_output(&out).stderr).into_owned();
+    assert!(stderr.contains("6 SealedSecret(s) checked: 0 error(s), 0 warning(s)"), "{stderr}");
+
+    // a's dev SealedSecret in b's prod directory: b's prod certificate did not seal it (a warning, as for any
+    // key the pinned certificate does not hold: it may be a retired key of that cluster).
+    std::fs::copy(a.root.join("apps/dev/db.yaml"), b.root.join("apps/prod/copied.yaml")).unwrap();
+    let report = ok(&a.run(&["validate", "apps", &b_apps]));
+    let flagged: Vec<&str> = report.lines().filter(|l| l.starts_with("warning")).collect();
+    assert_eq!(flagged.len(), 1, "{report}");
+    assert!(
+        flagged[0].contains(&format!("{b_apps}/prod/copied.yaml"))
+            && flagged[0].contains("sealed with another key"),
+        "{report}"
+    );
+
+    let key = format!("dev={}", a.backup("dev", "1"));
+    let refused = failed(&a.run(&["validate", "apps", &b_apps, "--cluster-key", &key]));
+    assert!(refused.contains("run validate once per repository") && refused.contains(&b_apps), "{refused}");
+}
+
 /// `validate --cluster-key NAME=FILE`: each file's items must open with its own cluster's keys; a key backup given
 /// for the wrong cluster is an error on that cluster's file, and clusters without keys are checked by certificate.
 #[test]

@@ -187,20 +187,42 @@ pub(crate) fn seal_all(args: &SealArgs, personality: Personality) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// `validate` in a repository with a config and no `--cert`: each file against its own cluster's
-/// pinned certificate.
+/// `validate` without `--cert`: each PATH routed by the `.arcseal.yaml` above it, so paths in several repositories
+/// (or a repository and a directory without a config) are each checked against their own clusters. Each config and
+/// its certificates are read once, however many PATHs lead to it.
+#[derive(Default)]
+pub(crate) struct Repos {
+    /// By the config file's canonical path.
+    read: BTreeMap<PathBuf, RepoCerts>,
+}
+
+impl Repos {
+    /// The config (with its certificates) that routes the files under `root`, if one is above it; a config read
+    /// for the first time adds its certificates' problems.
+    pub(crate) fn for_root(
+        &mut self,
+        root: &Path,
+        problems: &mut Vec<validate::Problem>,
+    ) -> anyhow::Result<Option<&RepoCerts>> {
+        let Some(config) = RepoConfig::discover(&start_dir(root))? else { return Ok(None) };
+        let key = std::fs::canonicalize(&config.file).unwrap_or_else(|_| config.file.clone());
+        if !self.read.contains_key(&key) {
+            let certs = RepoCerts::read(config, problems)?;
+            self.read.insert(key.clone(), certs);
+        }
+        Ok(self.read.get(&key))
+    }
+}
+
+/// A repository's config and its clusters' pinned certificates: each file against its own cluster's certificate.
 pub(crate) struct RepoCerts {
     config: RepoConfig,
     certs: BTreeMap<String, Certificate>,
 }
 
 impl RepoCerts {
-    /// The config above `path` with every pinned certificate read, and their problems (expired, soon).
-    pub(crate) fn discover(
-        path: &Path,
-        problems: &mut Vec<validate::Problem>,
-    ) -> anyhow::Result<Option<RepoCerts>> {
-        let Some(config) = RepoConfig::discover(&start_dir(path))? else { return Ok(None) };
+    /// Every pinned certificate of `config` read, and their problems (expired, soon).
+    fn read(config: RepoConfig, problems: &mut Vec<validate::Problem>) -> anyhow::Result<RepoCerts> {
         let mut certs = BTreeMap::new();
         for c in config.clusters.values() {
             let cert = keys::certificate(&c.cert.display().to_string()).with_context(|| {
@@ -218,7 +240,7 @@ impl RepoCerts {
             ));
             certs.insert(c.name.clone(), cert);
         }
-        Ok(Some(RepoCerts { config, certs }))
+        Ok(RepoCerts { config, certs })
     }
 
     /// The certificate of the cluster `path` belongs to.
@@ -294,6 +316,23 @@ impl ClusterVerifiers {
         } else {
             RepoConfig::require(&start)?
         };
+        // Cluster names (and contexts) belong to one config: PATHs routed by another one cannot be checked with
+        // them, and checking them with the current context instead would hide that.
+        let own = std::fs::canonicalize(&config.file).unwrap_or_else(|_| config.file.clone());
+        for path in args.files.iter().skip(1) {
+            let other = RepoConfig::discover(&start_dir(path))?;
+            let other = other.map(|c| std::fs::canonicalize(&c.file).unwrap_or(c.file));
+            if other.as_ref() != Some(&own) {
+                let theirs = other.map_or_else(|| "no .arcseal.yaml".to_owned(), |f| f.display().to_string());
+                anyhow::bail!(
+                    "{} is routed by {theirs}, {} by {}: --cluster-key and --online name the clusters of one \
+                     repository config; run validate once per repository",
+                    path.display(),
+                    args.files[0].display(),
+                    config.file.display()
+                );
+            }
+        }
         let mut keys = BTreeMap::new();
         for (name, files) in cluster_key_files(&config, &args.cluster_keys)? {
             let (ring, _) =

@@ -551,11 +551,8 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         controller: controller.as_ref(),
         ..Checks::default()
     };
-    // With no --cert, a repository config routes each file to its own cluster's pinned certificate.
-    let repo = match (&cert, args.files.first()) {
-        (None, Some(first)) => clusters::RepoCerts::discover(first, &mut problems)?,
-        _ => None,
-    };
+    // With no --cert, the repository config above each PATH routes its files to their own cluster's certificate.
+    let mut repos = clusters::Repos::default();
     let mut cases = Vec::new();
     let mut files = 0;
     if args.files.is_empty() {
@@ -576,10 +573,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         for root in &args.files {
+            let repo = if cert.is_none() { repos.for_root(root, &mut problems)? } else { None };
             for path in arcseal::repo::manifest_files(root)? {
                 files += 1;
-                let routed = repo.as_ref().and_then(|r| r.cert_for(&path));
-                let foreign = repo.as_ref().map(|r| r.others(&path)).unwrap_or_default();
+                let routed = repo.and_then(|r| r.cert_for(&path));
+                let foreign = repo.map(|r| r.others(&path)).unwrap_or_default();
                 let own_keys = per_cluster.as_ref().and_then(|v| v.keys_for(&path));
                 let own_controller = match per_cluster.as_ref().filter(|_| routed_online) {
                     Some(v) => v.controller_for(&path, &mut problems),
@@ -593,7 +591,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 };
                 let before = cases.len();
                 validate_file(&path, &checks, &mut problems, &mut cases);
-                if let Some(repo) = repo.as_ref().filter(|_| routed.is_none() && cases.len() > before) {
+                if let Some(repo) = repo.filter(|_| routed.is_none() && cases.len() > before) {
                     problems.push(repo.unrouted(&path));
                 }
             }
