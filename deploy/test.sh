@@ -182,6 +182,10 @@ ADMISSION_VALUES=unseal.admission.enabled=true
     >"$R/helm-admission.yaml"
 "$HELM" template arcseal "$CHART" --namespace kube-system --include-crds \
     --set "$ADMISSION_VALUES,unseal.admission.certManager.enabled=true" >"$R/helm-admission-cert-manager.yaml"
+# Sealing keys in Key Vault with the node's managed identity: the identity flags and the egress it needs.
+KEYVAULT_VALUES=unseal.keyVault.url=https://kv1.vault.azure.net/,unseal.keyVault.managedIdentity.enabled=true
+KEYVAULT_VALUES+=,unseal.keyVault.managedIdentity.clientId=3c5a1f0e-8b1d-4f6a-9e2c-7d4b0a9f1e21
+"$HELM" template arcseal "$CHART" --namespace kube-system --set "$KEYVAULT_VALUES" >"$R/helm-keyvault.yaml"
 for f in "$R"/*.yaml; do log "$(basename "$f"): $(grep -c '^kind:' "$f") objects"; done
 [[ $MODE == render ]] && exit 0
 
@@ -196,12 +200,19 @@ for values in "$ADMISSION_VALUES" "$ADMISSION_VALUES,unseal.admission.certManage
     "$HELM" lint --strict "$CHART" --namespace kube-system --set "$values" >"$WORK/helm-lint.log" 2>&1 ||
         { cat "$WORK/helm-lint.log" >&2; die "helm lint --set $values"; }
 done
-log "helm lint --strict: default, gitops prod, namespaced, monitoring and admission values pass"
+"$HELM" lint --strict "$CHART" --namespace kube-system --set "$KEYVAULT_VALUES" >"$WORK/helm-lint.log" 2>&1 ||
+    { cat "$WORK/helm-lint.log" >&2; die "helm lint --set $KEYVAULT_VALUES"; }
+log "helm lint --strict: default, gitops prod, namespaced, monitoring, admission and Key Vault values pass"
+"$PY" deploy/test/keyvault_egress.py "$R/helm-keyvault.yaml" "$R/helm-default.yaml" | sed 's/^/    /' ||
+    die "the chart's Key Vault values do not render the flags and egress the controller needs (above)"
 for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDir=/tmp \
-    unseal.admission.failurePolicy=ignore unseal.admission.timeoutSeconds=60; do
+    unseal.admission.failurePolicy=ignore unseal.admission.timeoutSeconds=60 \
+    unseal.keyVault.managedIdentity.clientId=my-identity \
+    "$KEYVAULT_VALUES,unseal.keyVault.workloadIdentityClientId=3c5a1f0e-8b1d-4f6a-9e2c-7d4b0a9f1e22"; do
     ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
 done
-log "values.schema.json refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir"
+log "the chart refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir, a managed"
+log "identity client id that is not one, and two Key Vault identities at once"
 "$PY" deploy/test/compare.py "$R/kustomize-base.yaml" "$R/helm-default.yaml" | sed 's/^/    /' ||
     die "the Helm chart and the Kustomize base drifted apart (diff above)"
 for variant in admission admission-cert-manager; do

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arcseal_keyvault::cloud::{Endpoints, Overrides};
+use arcseal_keyvault::credential::Identity;
 use arcseal_keyvault::params::{CloudName, KeyVaultObject, ObjectType, parse_objects, parse_vault_name};
 use arcseal_keyvault::service_error::ServiceError;
 use azure_core::credentials::TokenCredential;
@@ -217,6 +218,8 @@ pub struct Settings {
     pub http: Arc<dyn HttpClient>,
     /// `--authority-host` and `--keyvault-dns-suffix`: replace every cloud's endpoints.
     pub overrides: Overrides,
+    /// `--key-vault-identity`: who the job is to every vault.
+    pub identity: Identity,
 }
 
 impl Settings {
@@ -254,9 +257,8 @@ pub fn http_client(
     })
 }
 
-fn credential(options: ClientOptions) -> Result<Arc<dyn TokenCredential>> {
-    arcseal_keyvault::credential::from_env("Key Vault rotation", options)
-        .map_err(|e| Error::Usage(e.to_string()))
+fn credential(identity: &Identity, options: ClientOptions) -> Result<Arc<dyn TokenCredential>> {
+    identity.credential("Key Vault rotation", options).map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// What the service said (status, code, message): neither Key Vault nor Entra ID echoes a request body, so no
@@ -305,7 +307,7 @@ pub async fn write(targets: &[Target], settings: &Settings) -> Result<Vec<Rotati
         let credential = match credentials.get(&authority) {
             Some(c) => c.clone(),
             None => {
-                let c = credential(options())?;
+                let c = credential(&settings.identity, options())?;
                 credentials.insert(authority.clone(), c.clone());
                 c
             }

@@ -1,12 +1,13 @@
 //! `--key-vault-url` in the CLI: the cluster's sealing key pairs read from (and, by `arcseal keys import`, written
 //! to) Azure Key Vault, in the form the controller keeps them ([`arcseal_keyvault::sealing_keys`]), so the rotation
-//! job and break-glass recovery need no copy of the keys on disk. Identity from the environment, as for
-//! `rotate --rotate-values` ([`arcseal_keyvault::credential`]).
+//! job and break-glass recovery need no copy of the keys on disk. Identity from the environment or the machine's
+//! managed identity (`--key-vault-identity`), as for `rotate --rotate-values` ([`arcseal_keyvault::credential`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use arcseal_crypto::{Certificate, PrivateKey};
+use arcseal_keyvault::credential::Identity;
 use arcseal_keyvault::sealing_keys::{self, RetryPolicy, VaultKeys};
 
 use crate::error::{Error, Result};
@@ -18,6 +19,8 @@ pub struct VaultAccess {
     pub url: String,
     /// `--key-vault-key-prefix`.
     pub prefix: String,
+    /// `--key-vault-identity`.
+    pub identity: Identity,
     /// `--authority-host`.
     pub authority_host: String,
     /// `--ca-bundle`.
@@ -45,8 +48,15 @@ fn client(access: &VaultAccess) -> Result<VaultKeys> {
         )));
     }
     let http = crate::keyvault::http_client(access.ca_bundle.as_deref(), &access.resolve)?;
-    sealing_keys::from_env(&access.url, &access.prefix, &access.authority_host, http, RetryPolicy::default())
-        .map_err(|e| Error::Usage(format!("--key-vault-url {}: {e}", access.url)))
+    sealing_keys::connect(
+        &access.url,
+        &access.prefix,
+        &access.authority_host,
+        &access.identity,
+        http,
+        RetryPolicy::default(),
+    )
+    .map_err(|e| Error::Usage(format!("--key-vault-url {}: {e}", access.url)))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

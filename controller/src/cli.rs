@@ -177,6 +177,20 @@ pub struct KeyVaultKeyArgs {
     /// How often the leader re-reads the vault and rewrites the cached key Secrets.
     #[arg(long, env = "ARCSEAL_KEY_VAULT_SYNC_PERIOD", default_value = "5m", value_parser = parse_duration)]
     pub key_vault_sync_period: Duration,
+    /// Who the controller is to the vault: `environment` (workload identity, or a service principal from
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET) or `managed-identity` (the node's managed identity
+    /// through IMDS, e.g. an AKS kubelet identity).
+    #[arg(
+        long,
+        env = "ARCSEAL_KEY_VAULT_IDENTITY",
+        default_value = "environment",
+        value_parser = arcseal_keyvault::credential::IDENTITY_KINDS
+    )]
+    pub key_vault_identity: String,
+    /// With `--key-vault-identity managed-identity`: the client id of the user-assigned identity to use (unset: the
+    /// system-assigned one).
+    #[arg(long, env = "ARCSEAL_KEY_VAULT_MANAGED_IDENTITY_CLIENT_ID", value_name = "CLIENT_ID")]
+    pub key_vault_managed_identity_client_id: Option<String>,
     /// Entra ID authority host (other clouds, private clouds).
     #[arg(
         long,

@@ -313,9 +313,20 @@ fn key_vault_config(
     let http =
         arcseal_keyvault::http::http_client(ca_bundle.as_deref(), &[]).context("--key-vault-ca-bundle")?;
     let retry = sealing_keys::RetryPolicy { max_total_wait: args.key_vault_max_wait, ..Default::default() };
-    let keys =
-        sealing_keys::from_env(url, &args.key_vault_key_prefix, &args.key_vault_authority_host, http, retry)
-            .map_err(|e| anyhow::anyhow!("--key-vault-url {url}: {e}"))?;
+    let identity = arcseal_keyvault::credential::Identity::from_flags(
+        "--key-vault-identity",
+        &args.key_vault_identity,
+        args.key_vault_managed_identity_client_id.as_deref(),
+    )?;
+    let keys = sealing_keys::connect(
+        url,
+        &args.key_vault_key_prefix,
+        &args.key_vault_authority_host,
+        &identity,
+        http,
+        retry,
+    )
+    .map_err(|e| anyhow::anyhow!("--key-vault-url {url}: {e}"))?;
     Ok(Some(arcseal_controller::unseal::vault::KeyVaultConfig {
         keys: Arc::new(keys),
         sync_period: args.key_vault_sync_period,

@@ -36,6 +36,7 @@ use azure_security_keyvault_secrets::{ResourceExt as _, SecretClient, SecretClie
 use futures::TryStreamExt as _;
 use zeroize::Zeroizing;
 
+use crate::credential::Identity;
 use crate::service_error::{ServiceError, sanitize};
 
 /// Content type of a key pair secret.
@@ -90,20 +91,22 @@ pub fn client_options(http: Arc<dyn HttpClient>, authority_host: &str) -> Client
     }
 }
 
-/// [`VaultKeys`] of `vault_url` under `prefix`, authenticated as the environment says ([`crate::credential`]).
-pub fn from_env(
+/// [`VaultKeys`] of `vault_url` under `prefix`, authenticated as `identity` ([`crate::credential`]).
+pub fn connect(
     vault_url: &str,
     prefix: &str,
     authority_host: &str,
+    identity: &Identity,
     http: Arc<dyn HttpClient>,
     retry: RetryPolicy,
 ) -> Result<VaultKeys, String> {
     let options = client_options(http, authority_host);
-    let credential = crate::credential::from_env(
-        "Key Vault sealing keys",
-        ClientOptions { retry: RetryOptions::default(), ..options.clone() },
-    )
-    .map_err(|e| e.to_string())?;
+    let credential = identity
+        .credential(
+            "Key Vault sealing keys",
+            ClientOptions { retry: RetryOptions::default(), ..options.clone() },
+        )
+        .map_err(|e| e.to_string())?;
     VaultKeys::new(vault_url, prefix, credential, options, retry).map_err(|e| e.to_string())
 }
 

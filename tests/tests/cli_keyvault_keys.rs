@@ -189,3 +189,26 @@ async fn rotate_reads_keys_from_the_vault() {
     assert!(stderr(&out).contains("no certificate"), "{}", stderr(&out));
     no_key_material(&out);
 }
+
+/// `--key-vault-identity`: a user-assigned client id given with the environment identity would be ignored, so it is
+/// refused naming the fix, and an unknown kind lists the kinds; neither contacts the vault or Entra ID.
+#[tokio::test]
+async fn identity_flags_that_would_be_ignored_are_refused() {
+    let f = Fixture::new().await;
+    let out = f
+        .run(&["keys", "export", "--out", "x.yaml", "--key-vault-managed-identity-client-id", "3c5a1f0e"])
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--key-vault-identity managed-identity"), "{}", stderr(&out));
+    let out = f.run(&["keys", "export", "--out", "x.yaml", "--key-vault-identity", "msi"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("environment") && stderr(&out).contains("managed-identity"),
+        "{}",
+        stderr(&out)
+    );
+    let counters = f.kv.counters();
+    assert_eq!((counters.tokens, counters.imds), (0, 0), "nothing asked of Entra ID or IMDS");
+    assert!(f.kv.log().is_empty(), "nothing asked of the vault: {:?}", f.kv.log());
+    assert!(!f.path("x.yaml").exists());
+}

@@ -13,7 +13,8 @@ use arcseal_controller::unseal::vault::{
 };
 use arcseal_controller::unseal::{self, SealedSecret};
 use arcseal_crypto::{Certificate, PrivateKey, Scope};
-use arcseal_keyvault::sealing_keys::{self, CONTENT_TYPE, TAG_FINGERPRINT, TAG_KIND, VaultKeys};
+use arcseal_keyvault::credential::Identity;
+use arcseal_keyvault::sealing_keys::{self, CONTENT_TYPE, RetryPolicy, TAG_FINGERPRINT, TAG_KIND, VaultKeys};
 use arcseal_tests::k8s::{self, TestNamespace, poll};
 use arcseal_tests::keyvault::{Fault, FaultKind, KeyVaultStandIn, LoopbackTransport};
 use k8s_openapi::api::core::v1::Secret;
@@ -132,6 +133,62 @@ async fn cold_start_and_rebuilt_cluster_unseal_from_the_vault() -> TestResult {
         ns.finish().await?;
     }
     assert_eq!(vault.kv.secret_names(VAULT), vec![name], "nothing written to the vault");
+    Ok(())
+}
+
+/// The node's managed identity (`--key-vault-identity managed-identity`, through `sealing_keys::connect` as the
+/// binary builds it): tokens come from IMDS for the user-assigned identity named, never from Entra ID's token
+/// endpoint, and a vault only that identity may read serves its key on the first pass. An identity the node does
+/// not have is an authentication failure that /readyz names; the cached key keeps serving and nothing is made.
+#[tokio::test]
+async fn a_managed_identity_reads_the_vault_through_imds() -> TestResult {
+    let vault = Vault::new().await;
+    let (key, _, _) = vault.add_key("mi").await;
+    vault.kv.add_managed_identity(Some("kv-reader"));
+    vault.kv.set_readers(VAULT, &["mi-kv-reader"]);
+    let as_identity = |client_id: &str| {
+        let identity = Identity::Managed { client_id: Some(client_id.to_owned()) };
+        let retry = RetryPolicy {
+            max_total_wait: Duration::from_secs(4),
+            initial_backoff: Duration::from_millis(50),
+            max_attempts: 5,
+        };
+        let keys = sealing_keys::connect(
+            &format!("https://{VAULT}.vault.azure.net/"),
+            "mi",
+            "https://login.microsoftonline.com",
+            &identity,
+            vault.kv.transport(),
+            retry,
+        )
+        .expect("sealing keys client");
+        KeyVaultConfig { keys: Arc::new(keys), sync_period: Duration::from_secs(1) }
+    };
+
+    let before = vault.kv.counters();
+    let ns = namespace("kv-mi").await;
+    let sealed = create_sealed(&ns, "db", &key).await;
+    let running = start_with_vault(&ns, as_identity("kv-reader"), Duration::from_secs(3600)).await;
+    wait_synced(&sealed, "db", "True").await;
+    assert_eq!(ns.api::<Secret>().get("db").await?.data.unwrap()["password"].0, b"hunter2");
+    assert_eq!(readyz(&running).await, (200, "ok".to_owned()));
+    let after = vault.kv.counters();
+    assert!(after.imds > before.imds, "the token came from IMDS");
+    assert_eq!(after.tokens, before.tokens, "Entra ID's token endpoint was not called");
+    running.stop().await;
+    ns.finish().await?;
+
+    let ns = namespace("kv-mi-missing").await;
+    let (cached, cert) = new_key();
+    store_key(&ns.client(), ns.name(), &cached, &cert).await;
+    let sealed = create_sealed(&ns, "db", &cached).await;
+    let running = start_with_vault(&ns, as_identity("not-on-this-node"), Duration::from_secs(3600)).await;
+    let body = wait_readyz(&running, "degraded readiness", |b| b.starts_with("degraded")).await;
+    assert!(body.contains("KeyVaultAuthenticationFailed") && body.contains(VAULT), "{body}");
+    wait_synced(&sealed, "db", "True").await;
+    assert_eq!(key_secrets(&ns).await.len(), 1, "the cached key serves; no key made without the vault");
+    running.stop().await;
+    ns.finish().await?;
     Ok(())
 }
 

@@ -461,9 +461,9 @@ pub enum StatusFormat {
     Json,
 }
 
-/// Where the cluster's sealing keys are kept in Azure Key Vault (the controller's `--key-vault-url`). Identity from
-/// the environment: AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_TENANT_ID, AZURE_CLIENT_ID and
-/// AZURE_CLIENT_SECRET (service principal).
+/// Where the cluster's sealing keys are kept in Azure Key Vault (the controller's `--key-vault-url`), and who this
+/// run is to Key Vault: from the environment (AZURE_FEDERATED_TOKEN_FILE for workload identity, or AZURE_TENANT_ID,
+/// AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal) or the machine's managed identity.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Sealing keys in Azure Key Vault")]
 pub struct VaultKeyArgs {
@@ -473,6 +473,20 @@ pub struct VaultKeyArgs {
     /// Name prefix of the cluster's key pairs in the vault (the controller's --key-vault-key-prefix).
     #[arg(long, value_name = "PREFIX", default_value = arcseal_keyvault::sealing_keys::DEFAULT_PREFIX)]
     pub key_vault_key_prefix: String,
+    /// Who this run is to Key Vault, for the sealing keys and for `rotate --rotate-values`: `environment`
+    /// (workload identity or a service principal, from AZURE_* variables) or `managed-identity` (the machine's
+    /// managed identity through IMDS, e.g. a self-hosted pipeline agent's VM).
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "environment",
+        value_parser = arcseal_keyvault::credential::IDENTITY_KINDS
+    )]
+    pub key_vault_identity: String,
+    /// With `--key-vault-identity managed-identity`: the client id of the user-assigned identity (unset: the
+    /// system-assigned one).
+    #[arg(long, value_name = "CLIENT_ID")]
+    pub key_vault_managed_identity_client_id: Option<String>,
     /// Entra ID authority host (other clouds, private clouds).
     #[arg(long, value_name = "URL", default_value = "https://login.microsoftonline.com")]
     pub key_vault_authority_host: String,

@@ -430,6 +430,15 @@ fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
     Ok(ring)
 }
 
+/// `--key-vault-identity` with `--key-vault-managed-identity-client-id`.
+fn key_vault_identity(args: &VaultKeyArgs) -> anyhow::Result<arcseal_keyvault::credential::Identity> {
+    Ok(arcseal_keyvault::credential::Identity::from_flags(
+        "--key-vault-identity",
+        &args.key_vault_identity,
+        args.key_vault_managed_identity_client_id.as_deref(),
+    )?)
+}
+
 /// `--key-vault-url` and its companions, or `None` when no vault is named.
 fn vault_access(args: &VaultKeyArgs) -> anyhow::Result<Option<arcseal::vault_keys::VaultAccess>> {
     let Some(url) = args.key_vault_url.clone().filter(|u| !u.is_empty()) else { return Ok(None) };
@@ -437,6 +446,7 @@ fn vault_access(args: &VaultKeyArgs) -> anyhow::Result<Option<arcseal::vault_key
     Ok(Some(arcseal::vault_keys::VaultAccess {
         url,
         prefix: args.key_vault_key_prefix.clone(),
+        identity: key_vault_identity(args)?,
         authority_host: args.key_vault_authority_host.clone(),
         ca_bundle: args.key_vault_ca_bundle.clone(),
         resolve,
@@ -864,7 +874,11 @@ fn keyvault_settings(args: &RotateArgs) -> anyhow::Result<keyvault::Settings> {
     };
     overrides.validate()?;
     let resolve = parse_resolve(&args.resolve)?;
-    Ok(keyvault::Settings { http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?, overrides })
+    Ok(keyvault::Settings {
+        http: keyvault::http_client(args.ca_bundle.as_deref(), &resolve)?,
+        overrides,
+        identity: key_vault_identity(&args.key_vault)?,
+    })
 }
 
 /// `--resolve HOST=ADDR:PORT` pairs.
