@@ -314,7 +314,6 @@ fn key_vault_config(
         arcseal_keyvault::http::http_client(ca_bundle.as_deref(), &[]).context("--key-vault-ca-bundle")?;
     let retry = sealing_keys::RetryPolicy { max_total_wait: args.key_vault_max_wait, ..Default::default() };
     let identity = arcseal_keyvault::credential::Identity::from_flags(
-        "--key-vault-identity",
         &args.key_vault_identity,
         args.key_vault_managed_identity_client_id.as_deref(),
     )?;

@@ -50,19 +50,20 @@ pub enum Identity {
 pub const IDENTITY_KINDS: [&str; 2] = ["environment", "managed-identity"];
 
 impl Identity {
-    /// From the two flags: `kind` is one of [`IDENTITY_KINDS`]; `client_id` (the user-assigned identity) is only
-    /// meaningful with `managed-identity`. `flag` is the kind flag's name as the user typed it, for the errors.
-    pub fn from_flags(flag: &str, kind: &str, client_id: Option<&str>) -> Result<Self, CredentialError> {
+    /// From the two flags both binaries take: `--key-vault-identity` (`kind`, one of [`IDENTITY_KINDS`]) and
+    /// `--key-vault-managed-identity-client-id` (`client_id`, only meaningful with `managed-identity`).
+    pub fn from_flags(kind: &str, client_id: Option<&str>) -> Result<Self, CredentialError> {
+        const FLAG: &str = "--key-vault-identity";
         let client_id = client_id.map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned);
         match kind {
             "managed-identity" => Ok(Self::Managed { client_id }),
             "environment" if client_id.is_some() => Err(CredentialError(format!(
-                "a managed identity client id was given but {flag} is environment: pass {flag} managed-identity \
+                "a managed identity client id was given but {FLAG} is environment: pass {FLAG} managed-identity \
                  to use the user-assigned identity, or drop the client id"
             ))),
             "environment" => Ok(Self::Environment),
             other => Err(CredentialError(format!(
-                "{flag} {other:?}: expected one of {}",
+                "{FLAG} {other:?}: expected one of {}",
                 IDENTITY_KINDS.join(", ")
             ))),
         }
@@ -127,28 +128,27 @@ mod tests {
 
     #[test]
     fn identity_flags() {
-        let flag = "--key-vault-identity";
-        assert_eq!(Identity::from_flags(flag, "environment", None).unwrap(), Identity::Environment);
-        assert_eq!(Identity::from_flags(flag, "environment", Some("  ")).unwrap(), Identity::Environment);
+        assert_eq!(Identity::from_flags("environment", None).unwrap(), Identity::Environment);
+        assert_eq!(Identity::from_flags("environment", Some("  ")).unwrap(), Identity::Environment);
         assert_eq!(
-            Identity::from_flags(flag, "managed-identity", None).unwrap(),
+            Identity::from_flags("managed-identity", None).unwrap(),
             Identity::Managed { client_id: None }
         );
         assert_eq!(
-            Identity::from_flags(flag, "managed-identity", Some(" 3c5a1f0e ")).unwrap(),
+            Identity::from_flags("managed-identity", Some(" 3c5a1f0e ")).unwrap(),
             Identity::Managed { client_id: Some("3c5a1f0e".into()) }
         );
         // A client id with the environment identity would be silently ignored: refused, naming the fix.
-        let e = Identity::from_flags(flag, "environment", Some("3c5a1f0e")).unwrap_err().to_string();
+        let e = Identity::from_flags("environment", Some("3c5a1f0e")).unwrap_err().to_string();
         assert!(e.contains("--key-vault-identity managed-identity"), "{e}");
-        let e = Identity::from_flags(flag, "msi", None).unwrap_err().to_string();
+        let e = Identity::from_flags("msi", None).unwrap_err().to_string();
         assert!(e.contains("\"msi\"") && e.contains("environment, managed-identity"), "{e}");
     }
 
     #[test]
     fn every_kind_parses() {
         for kind in IDENTITY_KINDS {
-            assert!(Identity::from_flags("--identity", kind, None).is_ok(), "{kind}");
+            assert!(Identity::from_flags(kind, None).is_ok(), "{kind}");
         }
     }
 }

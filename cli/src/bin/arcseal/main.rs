@@ -433,7 +433,6 @@ fn key_ring(paths: &[std::path::PathBuf]) -> anyhow::Result<KeyRing> {
 /// `--key-vault-identity` with `--key-vault-managed-identity-client-id`.
 fn key_vault_identity(args: &VaultKeyArgs) -> anyhow::Result<arcseal_keyvault::credential::Identity> {
     Ok(arcseal_keyvault::credential::Identity::from_flags(
-        "--key-vault-identity",
         &args.key_vault_identity,
         args.key_vault_managed_identity_client_id.as_deref(),
     )?)
