@@ -209,7 +209,7 @@ for bad in unseal.replicaz=3 unseal.keys.renewPeriod=30d csiProvider.providersDi
     unseal.admission.failurePolicy=ignore unseal.admission.timeoutSeconds=60 \
     unseal.keyVault.managedIdentity.clientId=my-identity \
     "$KEYVAULT_VALUES,unseal.keyVault.workloadIdentityClientId=3c5a1f0e-8b1d-4f6a-9e2c-7d4b0a9f1e22"; do
-    ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "values.schema.json accepts --set $bad"
+    ! "$HELM" template arcseal "$CHART" --set "$bad" >/dev/null 2>&1 || die "the chart accepts --set $bad"
 done
 log "the chart refuses a misspelt value, a duration the controller cannot parse, an unknown providers dir, a managed"
 log "identity client id that is not one, and two Key Vault identities at once"
@@ -238,7 +238,7 @@ step "5. gitops example: Flux sources and paths"
 # The same selection as scripts/build-image, so under scripts/test-all this builds nothing new (cargo resolves
 # dependency features per selection: `-p arcseal` alone would rebuild part of the tree).
 cargo build --quiet -p arcseal-controller -p arcseal --bin arcseal-controller --bin arcseal 2>"$WORK/cargo.log" ||
-    { cat "$WORK/cargo.log" >&2; die "cargo build -p arcseal"; }
+    { cat "$WORK/cargo.log" >&2; die "cargo build of arcseal and arcseal-controller"; }
 ARCSEAL=$(cargo metadata --format-version 1 --no-deps | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/arcseal
 "$PY" deploy/test/check_gitops.py "$G" "$ROOT" "$R"/gitops-*.yaml | sed 's/^/    /' ||
     die "the gitops example is inconsistent (above)"
