@@ -1,6 +1,6 @@
 //! The unseal controller's keys and availability on a real kube-apiserver: key generation and renewal, the key
-//! cutoff time, keys added and retired without a restart, leader failover between two controller processes, and
-//! watches that survive 410 Gone.
+//! cutoff time, keys added and retired without a restart, leader failover between two controller processes, the
+//! Lease released by a stopping leader, and watches that survive 410 Gone.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -387,6 +387,43 @@ async fn leader_failover_between_two_controller_processes() -> TestResult {
     let lease = leases.get("arcseal-unseal").await?;
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
     drop(children);
+    ns.finish().await?;
+    Ok(())
+}
+
+/// A leader that stops gives the Lease up and never takes it back while it stops: the replica that should take over
+/// finds it free at once. (Before, the election task outlived the release and could win the Lease again, so a
+/// stopping pod held it for a whole lease duration.)
+#[tokio::test]
+async fn a_stopping_leader_releases_the_lease_and_does_not_take_it_back() -> TestResult {
+    let ns = TestNamespace::new("release").await?;
+    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
+    let (key, cert) = new_key();
+    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let retry_period = Duration::from_millis(200);
+    let mut config = config(ns.name(), &[ns.name()]);
+    config.leader_election = Some(LeaderConfig {
+        namespace: ns.name().to_owned(),
+        lease_name: "arcseal-unseal".into(),
+        identity: "a".into(),
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period,
+    });
+    let running = start(ns.client(), config).await;
+    let leases = ns.api::<Lease>();
+    let holder = || async {
+        leases.get_opt("arcseal-unseal").await.ok().flatten().and_then(|l| l.spec?.holder_identity)
+    };
+    poll("the replica leads", TIMEOUT, || async { Ok(holder().await.filter(|h| h == "a")) }).await?;
+    running.stop().await;
+    assert_eq!(holder().await, None, "the Lease is released when the replica stops");
+    // Ten election rounds later nothing has taken it back.
+    tokio::time::sleep(retry_period * 10).await;
+    let lease = leases.get("arcseal-unseal").await?;
+    let spec = lease.spec.unwrap_or_default();
+    assert_eq!(spec.holder_identity, None, "a stopped replica took the Lease back");
+    assert_eq!(spec.lease_duration_seconds, Some(1), "a released Lease expires at once");
     ns.finish().await?;
     Ok(())
 }

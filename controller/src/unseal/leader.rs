@@ -33,14 +33,32 @@ fn now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// Runs the election forever, publishing whether this replica leads on `leading`.
-pub async fn run(client: Client, config: LeaderConfig, leading: watch::Sender<bool>) {
+/// Runs the election, publishing whether this replica leads on `leading`, until `release` completes; then gives the
+/// Lease up if this replica holds it (client-go's `ReleaseOnCancel`) and returns. Only this task writes the Lease, so
+/// nothing can take it back after the release: the caller completes `release` once its leader work has stopped.
+pub async fn run(
+    client: Client,
+    config: LeaderConfig,
+    leading: watch::Sender<bool>,
+    release: impl Future<Output = ()> + Send,
+) {
     let api = Api::<Lease>::namespaced(client, &config.namespace);
+    tokio::pin!(release);
+    tokio::select! {
+        () = &mut release => {}
+        () = elect(&api, &config, &leading) => {}
+    }
+    leading.send_replace(false);
+    release_lease(&api, &config).await;
+}
+
+/// The election loop (never returns).
+async fn elect(api: &Api<Lease>, config: &LeaderConfig, leading: &watch::Sender<bool>) {
     // What this replica last saw of someone else's Lease, and when (its own clock).
     let mut observed: Option<(Option<String>, Option<MicroTime>, Instant)> = None;
     let mut last_renewal: Option<Instant> = None;
     loop {
-        let won = try_acquire_or_renew(&api, &config, &mut observed).await;
+        let won = try_acquire_or_renew(api, config, &mut observed).await;
         match won {
             Ok(true) => {
                 last_renewal = Some(Instant::now());
@@ -133,9 +151,8 @@ async fn try_acquire_or_renew(
     }
 }
 
-/// Gives the Lease up (empty holder) so another replica takes over at once, as client-go's `ReleaseOnCancel`.
-pub async fn release(client: Client, config: &LeaderConfig) {
-    let api = Api::<Lease>::namespaced(client, &config.namespace);
+/// Gives the Lease up (empty holder) if this replica holds it, so another replica takes over at once.
+async fn release_lease(api: &Api<Lease>, config: &LeaderConfig) {
     let Ok(Some(mut lease)) = api.get_opt(&config.lease_name).await else { return };
     let Some(spec) = lease.spec.as_mut() else { return };
     if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
@@ -144,7 +161,10 @@ pub async fn release(client: Client, config: &LeaderConfig) {
     spec.holder_identity = None;
     spec.lease_duration_seconds = Some(1);
     spec.renew_time = Some(now());
-    if let Err(e) = api.replace(&config.lease_name, &PostParams::default(), &lease).await {
-        tracing::warn!(error = %e, "releasing the Lease");
+    match api.replace(&config.lease_name, &PostParams::default(), &lease).await {
+        Ok(_) => {
+            tracing::info!(identity = %config.identity, lease = %config.lease_name, "released the Lease")
+        }
+        Err(e) => tracing::warn!(error = %e, "releasing the Lease"),
     }
 }

@@ -40,7 +40,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::watcher::{self, watcher as watch_stream};
 use kube::{Api, Client};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 pub use crd::SealedSecret;
 use keys::{KeyPolicy, KeyStore};
@@ -212,12 +212,22 @@ pub async fn start(
     ));
 
     let (leading_tx, leading_rx) = watch::channel(config.leader_election.is_none());
-    if let Some(lc) = config.leader_election.clone() {
-        tokio::spawn(leader::run(client.clone(), lc, leading_tx));
-    } else {
-        // Keep the sender alive so receivers never see a closed channel.
-        std::mem::forget(leading_tx);
-    }
+    // The elector runs until supervise has stopped the leader's work and tells it to release the Lease.
+    let elector = match config.leader_election.clone() {
+        Some(lc) => {
+            let (release_tx, release_rx) = oneshot::channel::<()>();
+            let release = async move {
+                let _ = release_rx.await;
+            };
+            let task = tokio::spawn(leader::run(client.clone(), lc, leading_tx, release));
+            Some(Elector { release: release_tx, task })
+        }
+        None => {
+            // Keep the sender alive so receivers never see a closed channel.
+            std::mem::forget(leading_tx);
+            None
+        }
+    };
 
     let handles = Handles {
         metrics: metrics.clone(),
@@ -229,8 +239,16 @@ pub async fn start(
         admission_addr,
         admission_cert,
     };
-    let task = tokio::spawn(supervise(client, config, metrics, store, ready, keys_rx, leading_rx, shutdown));
+    let task = tokio::spawn(supervise(
+        client, config, metrics, store, ready, keys_rx, leading_rx, elector, shutdown,
+    ));
     Ok((handles, task))
+}
+
+/// The leader election task and the signal that ends it (it then releases the Lease if it holds it).
+struct Elector {
+    release: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -242,6 +260,7 @@ async fn supervise(
     ready: Arc<AtomicBool>,
     mut keys_rx: watch::Receiver<bool>,
     mut leading: watch::Receiver<bool>,
+    elector: Option<Elector>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -325,8 +344,11 @@ async fn supervise(
             break;
         }
     }
-    if let Some(lc) = &config.leader_election {
-        leader::release(client, lc).await;
+    // Released only now, after the leader's work has stopped, and by the elector itself, which then ends: a
+    // replica that is stopping can no longer take the Lease back from the one that should take over.
+    if let Some(elector) = elector {
+        let _ = elector.release.send(());
+        let _ = elector.task.await;
     }
 }
 
