@@ -269,10 +269,7 @@ async fn kubectl_apply(ns: &TestNamespace, yaml: &str, extra: &[&str]) -> std::p
 
 #[tokio::test]
 async fn kubectl_shows_a_warning_for_items_sealed_with_a_retired_key() -> TestResult {
-    let ns = TestNamespace::new("webhook-warn").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (old_key, old_cert) = new_key();
-    store_key(&ns.client(), ns.name(), &old_key, &old_cert).await;
+    let (ns, old_key) = namespace_with_key("webhook-warn").await?;
     tokio::time::sleep(Duration::from_secs(1)).await; // the newer certificate's NotBefore is later
     let (running, hook) = start_with_webhook(&ns, true).await;
     wait_webhook_serving(&running, &hook).await;

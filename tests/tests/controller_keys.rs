@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use arcseal_controller::unseal::crd::SealedSecret;
 use arcseal_controller::unseal::keys::{self, KEY_LABEL, LEGACY_KEY_NAME};
-use arcseal_controller::unseal::leader::LeaderConfig;
 use arcseal_controller::unseal::{self};
 use arcseal_crypto::{Certificate, Scope};
 use arcseal_tests::k8s::{self, TestNamespace, poll};
@@ -224,10 +223,7 @@ async fn watch_is_gone(api: &Api<SealedSecret>, resource_version: &str) -> Resul
 
 #[tokio::test]
 async fn watches_relist_after_410_gone_and_keep_reconciling() -> TestResult {
-    let ns = TestNamespace::new("watch-410").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let (ns, key) = namespace_with_key("watch-410").await?;
     let mut config = config(ns.name(), &[ns.name()]);
     // Every watch resumes from its last resourceVersion every 2 s.
     config.watch_timeout = Some(2);
@@ -298,14 +294,7 @@ async fn controller_child_process() {
     let mut config = config(&namespace, &[&namespace]);
     config.instance = identity.clone();
     config.listen_addr = std::env::var("ARCSEAL_CHILD_LISTEN").ok().and_then(|a| a.parse().ok());
-    config.leader_election = Some(LeaderConfig {
-        namespace,
-        lease_name: "arcseal-unseal".into(),
-        identity,
-        lease_duration: Duration::from_secs(4),
-        renew_deadline: Duration::from_secs(3),
-        retry_period: Duration::from_millis(500),
-    });
+    config.leader_election = Some(fast_election(&namespace, &identity));
     let (_handles, task) = unseal::start(client, config, std::future::pending()).await.unwrap();
     let _ = task.await;
 }
@@ -335,10 +324,7 @@ fn spawn_controller(ns: &TestNamespace, identity: &str, listen: &str) -> ChildGu
 
 #[tokio::test]
 async fn leader_failover_between_two_controller_processes() -> TestResult {
-    let ns = TestNamespace::new("failover").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let (ns, key) = namespace_with_key("failover").await?;
     let free =
         || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().to_string();
     let (addr_a, addr_b) = (free(), free());
@@ -396,20 +382,11 @@ async fn leader_failover_between_two_controller_processes() -> TestResult {
 /// stopping pod held it for a whole lease duration.)
 #[tokio::test]
 async fn a_stopping_leader_releases_the_lease_and_does_not_take_it_back() -> TestResult {
-    let ns = TestNamespace::new("release").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
-    let retry_period = Duration::from_millis(200);
+    let (ns, _key) = namespace_with_key("release").await?;
+    let election = fast_election(ns.name(), "a");
+    let retry_period = election.retry_period;
     let mut config = config(ns.name(), &[ns.name()]);
-    config.leader_election = Some(LeaderConfig {
-        namespace: ns.name().to_owned(),
-        lease_name: "arcseal-unseal".into(),
-        identity: "a".into(),
-        lease_duration: Duration::from_secs(4),
-        renew_deadline: Duration::from_secs(3),
-        retry_period,
-    });
+    config.leader_election = Some(election);
     let running = start(ns.client(), config).await;
     let leases = ns.api::<Lease>();
     let holder = || async {

@@ -415,7 +415,6 @@ async fn clusters_sharing_a_vault_see_only_their_prefix() -> TestResult {
 /// when the leader goes.
 #[tokio::test]
 async fn a_replica_that_does_not_lead_serves_the_vaults_keys_from_the_cache_and_takes_over() -> TestResult {
-    use arcseal_controller::unseal::leader::LeaderConfig;
     let vault = Vault::new().await;
     let (first, _, _) = vault.add_key("ha").await;
     let ns = namespace("kv-ha").await;
@@ -426,14 +425,7 @@ async fn a_replica_that_does_not_lead_serves_the_vaults_keys_from_the_cache_and_
         config.keys.renew_period = Duration::from_secs(3600);
         config.key_vault = Some(vault.config("ha"));
         config.instance = identity.to_owned();
-        config.leader_election = Some(LeaderConfig {
-            namespace: ns.name().to_owned(),
-            lease_name: "arcseal-unseal".into(),
-            identity: identity.to_owned(),
-            lease_duration: Duration::from_secs(4),
-            renew_deadline: Duration::from_secs(3),
-            retry_period: Duration::from_millis(500),
-        });
+        config.leader_election = Some(fast_election(ns.name(), identity));
         config
     };
     let mut replicas =

@@ -429,10 +429,7 @@ async fn adopts_sealed_secrets_key_secrets_and_sealed_secrets() -> TestResult {
 
 #[tokio::test]
 async fn posts_are_rate_and_size_limited_and_metrics_use_sealed_secrets_names() -> TestResult {
-    let ns = TestNamespace::new("http-limits").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let (ns, key) = namespace_with_key("http-limits").await?;
     let metrics_port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port())?;
     let mut config = config(ns.name(), &[ns.name()]);
@@ -639,10 +636,7 @@ async fn a_type_change_never_deletes_the_live_secret() -> TestResult {
 #[tokio::test]
 async fn slow_clients_and_floods_do_not_starve_other_callers() -> TestResult {
     use std::io::{Read, Write};
-    let ns = TestNamespace::new("http-starve").await?;
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
-    let (key, cert) = new_key();
-    store_key(&ns.client(), ns.name(), &key, &cert).await;
+    let (ns, key) = namespace_with_key("http-starve").await?;
     let mut config = config(ns.name(), &[ns.name()]);
     config.http_limits.header_timeout = Duration::from_secs(1);
     config.http_limits.request_rate = 0.01;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use arcseal_controller::unseal::crd::{SealedSecret, SealedSecretSpec};
 use arcseal_controller::unseal::keys;
+use arcseal_controller::unseal::leader::LeaderConfig;
 use arcseal_controller::unseal::{self, Config, Handles};
 use arcseal_crypto::{Certificate, CertificateParams, PrivateKey, PublicKey, Scope};
 use arcseal_tests::k8s::{self, TestNamespace, poll};
@@ -51,6 +52,18 @@ pub async fn start(client: Client, config: Config) -> Running {
     Running { handles, stop: Some(tx), task }
 }
 
+/// Leader election on the Lease `arcseal-unseal` with short periods: a Lease lasts 4 s and is renewed every 500 ms.
+pub fn fast_election(namespace: &str, identity: &str) -> LeaderConfig {
+    LeaderConfig {
+        namespace: namespace.to_owned(),
+        lease_name: "arcseal-unseal".into(),
+        identity: identity.to_owned(),
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(500),
+    }
+}
+
 pub fn new_key() -> (PrivateKey, Certificate) {
     let key = PrivateKey::generate(2048).unwrap();
     let params = CertificateParams {
@@ -71,11 +84,17 @@ pub async fn store_key(client: &Client, ns: &str, key: &PrivateKey, cert: &Certi
         .name_any()
 }
 
-pub async fn setup(test: &str) -> (TestNamespace, PrivateKey, Running) {
-    let ns = TestNamespace::new(test).await.unwrap();
-    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await.unwrap();
+/// A test namespace with the SealedSecret CRD applied and one sealing key stored in it.
+pub async fn namespace_with_key(test: &str) -> Result<(TestNamespace, PrivateKey), k8s::Error> {
+    let ns = TestNamespace::new(test).await?;
+    k8s::apply_crd(&ns.client(), &unseal::crd::crd_yaml()).await?;
     let (key, cert) = new_key();
     store_key(&ns.client(), ns.name(), &key, &cert).await;
+    Ok((ns, key))
+}
+
+pub async fn setup(test: &str) -> (TestNamespace, PrivateKey, Running) {
+    let (ns, key) = namespace_with_key(test).await.unwrap();
     let running = start(ns.client(), config(ns.name(), &[ns.name()])).await;
     (ns, key, running)
 }
