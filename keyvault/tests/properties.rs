@@ -62,10 +62,8 @@ proptest! {
         let s = parse_secrets(&serde_json::to_string(&m).unwrap()).unwrap();
         prop_assert_eq!(s.get_ignore_case("clientid"), Some(id.as_str()));
         prop_assert_eq!(s.get_ignore_case("clientsecret"), Some(secret.as_str()));
-        let debug = format!("{s:?}");
-        let keys_only = r#"{"ClientID", "CLIENTSECRET"}"#;
-        let leaked = debug.contains(secret.as_str()) && !keys_only.contains(secret.as_str());
-        prop_assert!(!leaked);
+        // Debug shows the keys and nothing else, whatever the values are.
+        prop_assert_eq!(format!("{s:?}"), r#"{"CLIENTSECRET", "ClientID"}"#);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The security rule of the crate: an error's Display never quotes decrypted data. For random item values and a
 //! corpus of templates that fail at parse or execution time, no 4-byte window of any value (raw, upper- or
 //! lower-cased, base64, hex) appears in the message unless the template source itself contains it, or the same
-//! error rendered over unrelated data contains it too (then it is fixed wording, not data).
+//! template rendered over unrelated data fails with it too (then it is fixed wording, not data). The unrelated data
+//! covers each kind of value the engine words differently (plain bytes, not UTF-8, numbers, JSON, broken regular
+//! expressions), so the wording of every error the random values reach is known.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +81,35 @@ fn windows(v: &[u8]) -> Vec<Vec<u8>> {
     forms.iter().flat_map(|f| f.windows(4).map(<[u8]>::to_vec).collect::<Vec<_>>()).collect()
 }
 
+/// Unrelated values for `a` and `b`, one pair per kind of value the engine words its errors differently for (plain,
+/// not UTF-8, integers, floats Go parses and arcseal refuses, huge floats, JSON and not, broken regular expressions).
+/// All but one are under 4 bytes, so no message can quote a 4-byte window of them.
+const UNRELATED: &[(&[u8], &[u8])] = &[
+    (b"\x01\x02\x03", b"\x04"),
+    (b"\xff\xfe\xfd", b"\xfc"),
+    (b"\xff", b"\x04"),
+    (b"\x01", b"\xfe"),
+    (b"7", b"8"),
+    (b"-1", b"2.5"),
+    (b"1e99", b"-"),
+    (b"_", b"0x1"),
+    (b"inf", b"nan"),
+    (b"{}", b"[]"),
+    (b"{", b"}"),
+    (b"(", b"["),
+];
+
+/// The messages of the errors `t` gives over the unrelated values: wording that is the template's, not the data's.
+fn fixed_wording(t: &str, limits: &Limits) -> Vec<String> {
+    UNRELATED
+        .iter()
+        .filter_map(|(a, b)| {
+            let data = BTreeMap::from([("a".to_string(), a.to_vec()), ("b".to_string(), b.to_vec())]);
+            render("key", t, &data, limits).err().map(|e| e.to_string())
+        })
+        .collect()
+}
+
 fn contains(h: &[u8], n: &[u8]) -> bool {
     h.windows(n.len()).any(|w| w == n)
 }
@@ -100,13 +131,15 @@ proptest! {
         let limits = Limits { max_output: 1 << 16, max_steps: 100_000, max_depth: 20, max_range: 10_000 };
         for (va, vb) in [(a.clone(), b.clone()), (a2.into_bytes(), b2.into_bytes())] {
             let data = BTreeMap::from([("a".to_string(), va.clone()), ("b".to_string(), vb.clone())]);
-            let other = BTreeMap::from([("a".to_string(), b"\x01\x02\x03".to_vec()), ("b".to_string(), b"\x04".to_vec())]);
             for t in FAILING {
                 let Err(e) = render("key", t, &data, &limits) else { continue };
                 let msg = e.to_string().into_bytes();
-                let baseline = render("key", t, &other, &limits).err().map(|e| e.to_string()).unwrap_or_default();
+                let fixed = fixed_wording(t, &limits);
                 for w in windows(&va).iter().chain(windows(&vb).iter()) {
-                    if contains(&msg, w) && !contains(t.as_bytes(), w) && !contains(baseline.as_bytes(), w) {
+                    if contains(&msg, w)
+                        && !contains(t.as_bytes(), w)
+                        && !fixed.iter().any(|f| contains(f.as_bytes(), w))
+                    {
                         prop_assert!(false, "{t}: error {:?} quotes data window {:?}", e.to_string(), String::from_utf8_lossy(w));
                     }
                 }
